@@ -1,0 +1,13 @@
+"""The `personas` command line."""
+
+from __future__ import annotations
+
+from pipeline.cli.app import app
+
+
+def main() -> None:
+    app(prog_name="personas")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,121 @@
+"""The one configuration system: a TOML file, overridden by environment variables.
+
+Lookup order (later wins): built-in defaults, the TOML file (`--config`, else
+$PERSONAS_CONFIG, else ./personas.toml when present), then environment variables
+named PERSONAS_<SECTION>__<KEY>, e.g. PERSONAS_STORE__DIR=/data/store.
+
+Secrets are SecretStr: they print as '**********' and never reach logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+# The Community Archive's documented public anon key (a PostgREST "anon" role token,
+# published in its API docs); it is not a user's secret. Override it in config if it rotates.
+COMMUNITY_ARCHIVE_ANON_KEY = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6ImZhYnhtcG9yaXp6cWZsbmZ0YXZz"
+    "Iiwicm9sZSI6ImFub24iLCJpYXQiOjE3MjIyNDQ5MTIsImV4cCI6MjAzNzgyMDkxMn0.UIEJiUNkLsW28tBHmG-RQDW-I5JNlJLt62CSk9D_qG8"
+)
+
+DEFAULT_CONFIG_FILE = Path("personas.toml")
+
+
+class StoreConfig(BaseModel):
+    dir: Path = Field(Path("data/store"), description="root of the canonical store")
+    gc_grace_s: float = Field(
+        600.0, description="how long superseded files stay for readers still scanning them"
+    )
+
+
+class IngestConfig(BaseModel):
+    workers: int = Field(0, description="parallel parse workers; 0 = one per CPU core")
+    commit_every_s: float = Field(30.0, description="commit progress at least this often (crash loses less)")
+
+
+class CommunityArchiveConfig(BaseModel):
+    url: str = "https://fabxmporizzqflnftavs.supabase.co/rest/v1"
+    anon_key: SecretStr = SecretStr(COMMUNITY_ARCHIVE_ANON_KEY)
+    page_size: int = Field(1000, ge=1, le=1000, description="PostgREST caps responses at 1000 rows")
+    id_chunk: int = Field(150, ge=1, description="tweet ids per in.(...) filter for URL/media/mention rows")
+    timeout_s: float = 30.0
+    max_attempts: int = Field(5, ge=1, description="tries per request before the account is reported failed")
+    backoff_s: float = Field(1.0, description="first retry delay; doubles each try, with jitter")
+    max_backoff_s: float = 60.0
+    raw_dir: Path = Field(Path("data/raw/community-archive"), description="raw downloads, re-ingestable")
+
+
+class SynthConfig(BaseModel):
+    accounts: int = 200
+    tweets: int = 100_000
+    seed: int = 0
+    out: Path = Path("corpus")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONAS_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    store: StoreConfig = StoreConfig()
+    ingest: IngestConfig = IngestConfig()
+    community_archive: CommunityArchiveConfig = CommunityArchiveConfig()
+    synth: SynthConfig = SynthConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CONFIG_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def config_file(explicit: Path | None = None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    env = os.environ.get("PERSONAS_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"PERSONAS_CONFIG names {path}, which does not exist")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, the TOML file and the environment (environment wins over the file)."""
+    _CONFIG_FILE["path"] = config_file(path)
+    try:
+        return Settings(**overrides)
+    except ValueError as exc:
+        where = _CONFIG_FILE["path"] or "environment"
+        raise ConfigError(f"invalid configuration ({where}): {exc}") from exc
+    finally:
+        _CONFIG_FILE["path"] = None
