@@ -1,0 +1,1 @@
+"""Synthetic Community Archive corpora."""
