@@ -15,14 +15,14 @@ from pathlib import Path
 from pipeline.gcpause import gc_paused
 from pipeline.progress import ingest_progress
 from pipeline.sources.archive_json import load_archive_json
-from pipeline.sources.base import AccountArchive, SourceError, SourceReport
+from pipeline.sources.base import AccountArchive, SourceError, SourceReport, UnchangedInput
 from pipeline.sources.twitter_export import load_twitter_export
 from pipeline.store import StagedArchive, Store, Transaction, stage_archive
 from pipeline.store.manifest import IngestRun
 
 log = logging.getLogger("pipeline.ingest")
 
-LOADERS: dict[str, Callable[[Path], AccountArchive]] = {
+LOADERS: dict[str, Callable[[Path, frozenset[str]], AccountArchive]] = {
     "archive": load_archive_json,
     "twitter-export": load_twitter_export,
 }
@@ -34,6 +34,7 @@ class IngestResult:
     inputs: int = 0
     accounts: set[int] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
     report: SourceReport | None = None
     seconds: float = 0.0
 
@@ -42,16 +43,32 @@ class IngestResult:
         return self.report.counts.get("tweets", 0) if self.report else 0
 
 
-def _load_and_stage(kind: str, path: str, staging_root: str) -> StagedArchive | tuple[str, str]:
-    """Worker: parse and normalize one input, write it to staging. A failure comes back as (origin, reason)."""
+@dataclass
+class Failed:
+    origin: str
+    reason: str
+
+
+@dataclass
+class Unchanged:
+    origin: str
+
+
+Outcome = StagedArchive | Failed | Unchanged
+
+
+def _load_and_stage(kind: str, path: str, staging_root: str, known: frozenset[str]) -> Outcome:
+    """Worker: parse and normalize one input, write it to staging (or say why not)."""
     try:
         with gc_paused():
-            archive = LOADERS[kind](Path(path))
+            archive = LOADERS[kind](Path(path), known)
         return stage_archive(archive, Path(staging_root))
+    except UnchangedInput as exc:
+        return Unchanged(exc.origin)
     except SourceError as exc:
-        return exc.origin, exc.reason
+        return Failed(exc.origin, exc.reason)
     except MemoryError:
-        return path, "out of memory while parsing"
+        return Failed(path, "out of memory while parsing")
 
 
 def default_workers(requested: int, inputs: int) -> int:
@@ -80,6 +97,10 @@ class _Committer:
     def fail(self, origin: str, reason: str) -> None:
         self.result.failed[origin] = reason
         log.error("skipped %s: %s", origin, reason)
+
+    def unchanged(self, origin: str) -> None:
+        self.result.unchanged.append(origin)
+        log.debug("unchanged since last ingested: %s", origin)
 
     def commit(self) -> None:
         # Conflict resolution at commit may add skips to the pending reports, so fold them in after.
@@ -110,6 +131,7 @@ def _run(store: Store, source: str, body: Callable[[_Committer], int], commit_ev
                     source=source,
                     inputs=result.inputs,
                     accounts=len(result.accounts),
+                    unchanged_inputs=len(result.unchanged),
                     failed_inputs=dict(result.failed),
                     report=committer.report,
                 )
@@ -126,21 +148,29 @@ def ingest_files(
     workers: int = 0,
     commit_every_s: float = 30.0,
     show_progress: bool = True,
+    force: bool = False,
 ) -> IngestResult:
-    """Ingest archive.json files (kind="archive") or X exports (kind="twitter-export")."""
+    """Ingest archive.json files (kind="archive") or X exports (kind="twitter-export").
+
+    An input whose bytes were ingested before is skipped unread (unless `force`).
+    """
     if kind not in LOADERS:
         raise ValueError(f"unknown input kind {kind!r}; known: {', '.join(LOADERS)}")
     n_workers = default_workers(workers, len(paths))
 
     def body(committer: _Committer) -> int:
         staging = str(committer.txn.staging_root)
+        known = frozenset() if force else committer.txn.manifest.known_digests()
         with ingest_progress(len(paths), show=show_progress) as progress:
-            for outcome in _staged(kind, paths, staging, n_workers):
+            for outcome in _staged(kind, paths, staging, n_workers, known):
                 if isinstance(outcome, StagedArchive):
                     committer.apply(outcome)
                     progress.advance(outcome.report.counts.get("tweets", 0))
+                elif isinstance(outcome, Failed):
+                    committer.fail(outcome.origin, outcome.reason)
+                    progress.advance(0)
                 else:
-                    committer.fail(*outcome)
+                    committer.unchanged(outcome.origin)
                     progress.advance(0)
         return len(paths)
 
@@ -148,22 +178,22 @@ def ingest_files(
 
 
 def _staged(
-    kind: str, paths: list[Path], staging: str, workers: int
-) -> Iterator[StagedArchive | tuple[str, str]]:
+    kind: str, paths: list[Path], staging: str, workers: int, known: frozenset[str]
+) -> Iterator[Outcome]:
     if workers <= 1:
         for path in paths:
-            yield _load_and_stage(kind, str(path), staging)
+            yield _load_and_stage(kind, str(path), staging, known)
         return
     # Spawn, not fork: the parent may hold DuckDB threads by the time workers start.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         # Keep a bounded number in flight so that finished results stream back in order of completion.
         queue = list(reversed(paths))
-        running: set[Future[StagedArchive | tuple[str, str]]] = set()
+        running: set[Future[Outcome]] = set()
         try:
             while queue or running:
                 while queue and len(running) < workers * 2:
-                    running.add(pool.submit(_load_and_stage, kind, str(queue.pop()), staging))
+                    running.add(pool.submit(_load_and_stage, kind, str(queue.pop()), staging, known))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield future.result()
@@ -175,7 +205,7 @@ def _staged(
 
 def ingest_archives(
     store: Store,
-    archives: Iterable[AccountArchive | SourceError],
+    archives: Iterable[AccountArchive | SourceError | UnchangedInput],
     *,
     source: str,
     total: int | None = None,
@@ -191,6 +221,10 @@ def ingest_archives(
                 count += 1
                 if isinstance(item, SourceError):
                     committer.fail(item.origin, item.reason)
+                    progress.advance(0)
+                    continue
+                if isinstance(item, UnchangedInput):
+                    committer.unchanged(item.origin)
                     progress.advance(0)
                     continue
                 committer.apply(stage_archive(item, committer.txn.staging_root))

@@ -128,8 +128,9 @@ def config(url: str, **kwargs: Any) -> CommunityArchiveConfig:
 
 
 def fetch(store: Store, client: ca.CommunityArchiveClient, plan: ca.FetchPlan, raw_dir: Path) -> Any:
+    known = store.read_manifest().known_digests()
     return ingest_archives(
-        store, ca.download_accounts(client, plan, raw_dir), source=ca.SOURCE, show_progress=False
+        store, ca.download_accounts(client, plan, raw_dir, known), source=ca.SOURCE, show_progress=False
     )
 
 
@@ -140,6 +141,8 @@ def test_users_are_fetched_with_paging_and_entities(tmp_path: Path) -> None:
         plan = ca.plan_users(client, ["ALICE", "nobody"])
         assert plan.not_found == ["nobody"] and [a["username"] for a, _ in plan.targets] == ["alice"]
         result = fetch(store, client, plan, tmp_path / "raw")
+        again = fetch(store, client, plan, tmp_path / "raw")  # same rows again: nothing to merge
+        assert again.unchanged == ["community-archive:alice"] and not again.accounts
     assert not result.failed
     con = store.connect()
     tweets = con.execute(
@@ -153,8 +156,8 @@ def test_users_are_fetched_with_paging_and_entities(tmp_path: Path) -> None:
     assert con.execute("SELECT count(*) FROM media").fetchone() == (19,)
     assert con.execute("SELECT count(*), min(screen_name) FROM mentions").fetchone() == (130, "outsider")
     assert con.execute("SELECT bio FROM profiles").fetchone() == ("bio of alice",)
-    # 130 tweets at 50 per page: 3 pages, keyset-paged
-    assert standin.count("tweets") == 3
+    # 130 tweets at 50 per page: 3 pages, keyset-paged, for each of the two downloads
+    assert standin.count("tweets") == 6
     pages = [q for r, q, _ in standin.requests if r == "tweets"]
     assert "tweet_id" not in pages[0] and pages[1]["tweet_id"].startswith("gt.")
     # the key goes in both headers, as Supabase wants
@@ -220,13 +223,7 @@ def test_poll_fetches_only_newer_uploads(tmp_path: Path) -> None:
     store = Store(tmp_path / "s", gc_grace_s=0)
 
     def held() -> dict[int, tuple[set[int], int]]:
-        return {
-            e.account_id: (
-                {s.upload_id for s in e.snapshots if s.upload_id is not None},
-                int(e.newest_snapshot.observed_at.timestamp() * 1000),
-            )
-            for e in store.read_manifest().accounts.values()
-        }
+        return store.read_manifest().uploads_held()
 
     with serve(standin) as url, ca.CommunityArchiveClient(config(url)) as client:
         fetch(store, client, ca.plan_users(client, ["alice", "bob"]), tmp_path / "raw")

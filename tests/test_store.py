@@ -75,8 +75,12 @@ def test_reingest_is_idempotent(small_corpus: SynthSummary, store: Store) -> Non
             ("likes", "account_id, tweet_id"),
         )
     }
-    ingest(store, *files)
-    ingest(store, *reversed(files))
+    versions = {e.path for e in store.read_manifest().accounts.values()}
+    again = ingest(store, *files)  # identical bytes: skipped unread
+    assert sorted(again.unchanged) == sorted(map(str, files)) and not again.accounts
+    assert {e.path for e in store.read_manifest().accounts.values()} == versions
+    forced = ingest(store, *reversed(files), force=True)  # merged for real: still the same rows
+    assert len(forced.accounts) == 4 and not forced.unchanged
     for name, order in (
         ("tweets", "tweet_id"),
         ("media", "tweet_id, position"),
@@ -215,7 +219,7 @@ def test_a_failure_midway_leaves_the_previous_state(
 
     monkeypatch.setattr(store_module, "merge_versions", exploding_merge)
     with pytest.raises(OSError):
-        ingest(store, small_corpus.files[0], commit_every_s=1e9)
+        ingest(store, small_corpus.files[0], commit_every_s=1e9, force=True)
     monkeypatch.undo()
     # The failed transaction committed nothing new; the half-written directory is not referenced.
     after = store.read_manifest().model_dump(exclude={"history"})
@@ -239,7 +243,7 @@ def test_one_writer_at_a_time(store: Store) -> None:
 def test_superseded_versions_are_collected(small_corpus: SynthSummary, tmp_path: Path) -> None:
     store = Store(tmp_path / "store", gc_grace_s=0)
     for _ in range(3):
-        ingest(store, small_corpus.files[0])
+        ingest(store, small_corpus.files[0], force=True)
     dirs = list((store.root / "accounts").glob("*/*"))
     assert len(dirs) <= 2  # the current version, and at most one retired in the last commit
     assert all(pq.read_table(p / "tweets.parquet").num_rows for p in dirs if (p / "tweets.parquet").exists())
@@ -251,7 +255,9 @@ from pathlib import Path
 from pipeline.ingest import ingest_files
 from pipeline.store import Store
 files = [Path(p) for p in sys.argv[2:]]
-ingest_files(Store(sys.argv[1], gc_grace_s=0), files, kind="archive", workers=1, commit_every_s=0.0, show_progress=False)
+print("started", flush=True)
+ingest_files(Store(sys.argv[1], gc_grace_s=0), files, kind="archive", workers=1, commit_every_s=0.0,
+             show_progress=False, force=True)
 """
 
 
@@ -267,8 +273,14 @@ def test_sigkill_during_ingest_never_leaves_a_half_written_store(tmp_path: Path)
         root = tmp_path / f"store{attempt}"
         ingest(Store(root, gc_grace_s=0), *corpus.files[:10])
         baseline = {r["account_id"] for r in _per_account(Store(root))}
-        proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(root), *files], cwd=os.getcwd())
-        time.sleep(rng.uniform(1.0, 3.0))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_SCRIPT, str(root), *files],
+            cwd=os.getcwd(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+        time.sleep(rng.uniform(0.2, 1.5))
         assert proc.poll() is None, "the ingest finished before the kill: make the corpus bigger"
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -94,6 +94,8 @@ def _print_ingest(result: IngestResult) -> None:
     counts = report.counts if report else {}
     table = Table(title=f"ingest ({result.source})", show_header=False, title_justify="left")
     table.add_row("inputs", f"{result.inputs:,}")
+    if result.unchanged:
+        table.add_row("unchanged (skipped)", f"{len(result.unchanged):,}")
     table.add_row("accounts", f"{len(result.accounts):,}")
     for key in (
         "tweets",
@@ -144,6 +146,9 @@ def _finish(result: IngestResult) -> None:
 def ingest_archive(
     paths: Annotated[list[Path], typer.Argument(help="archive.json files, or folders of them")],
     workers: Annotated[int, typer.Option(help="parallel workers (0 = one per core)")] = -1,
+    force: Annotated[
+        bool, typer.Option(help="re-ingest inputs even when their bytes were ingested before")
+    ] = False,
 ) -> None:
     """Community Archive archive.json files."""
     settings = state.settings()
@@ -156,6 +161,7 @@ def ingest_archive(
         kind="archive",
         workers=settings.ingest.workers if workers < 0 else workers,
         commit_every_s=settings.ingest.commit_every_s,
+        force=force,
     )
     _finish(result)
 
@@ -165,6 +171,9 @@ def ingest_archive(
 def ingest_twitter_export(
     paths: Annotated[list[Path], typer.Argument(help="export zips or unzipped folders (with data/*.js)")],
     workers: Annotated[int, typer.Option(help="parallel workers (0 = one per core)")] = -1,
+    force: Annotated[
+        bool, typer.Option(help="re-ingest inputs even when their bytes were ingested before")
+    ] = False,
 ) -> None:
     """The official X/Twitter export (zip or folder)."""
     settings = state.settings()
@@ -175,6 +184,7 @@ def ingest_twitter_export(
         kind="twitter-export",
         workers=settings.ingest.workers if workers < 0 else workers,
         commit_every_s=settings.ingest.commit_every_s,
+        force=force,
     )
     _finish(result)
 
@@ -201,16 +211,9 @@ def ingest_community_archive(
     store = state.store()
     with ca.CommunityArchiveClient(settings.community_archive) as client:
         try:
+            manifest = store.read_manifest()
             if poll:
-                manifest = store.read_manifest()
-                held = {
-                    e.account_id: (
-                        {s.upload_id for s in e.snapshots if s.upload_id is not None},
-                        int(e.newest_snapshot.observed_at.timestamp() * 1000),
-                    )
-                    for e in manifest.accounts.values()
-                }
-                plan = ca.plan_poll(client, held, usernames=names, everything=all_accounts)
+                plan = ca.plan_poll(client, manifest.uploads_held(), usernames=names, everything=all_accounts)
             else:
                 plan = ca.plan_users(client, names)
         except ca.FetchError as exc:
@@ -224,7 +227,9 @@ def ingest_community_archive(
             if plan.not_found:
                 raise typer.Exit(1)
             return
-        archives = ca.download_accounts(client, plan, raw_dir or settings.community_archive.raw_dir)
+        archives = ca.download_accounts(
+            client, plan, raw_dir or settings.community_archive.raw_dir, known=manifest.known_digests()
+        )
         result = ingest_archives(
             store,
             archives,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline.sources.archive_schema import decode_document
-from pipeline.sources.base import AccountArchive, Problems, SourceError
+from pipeline.sources.base import AccountArchive, Problems, SourceError, check_digest
 from pipeline.sources.normalize import normalize_archive
 
 SOURCE = "archive"
@@ -35,15 +36,17 @@ def parse_json_bytes(data: bytes, origin: str) -> Any:
         raise SourceError(origin, f"invalid JSON ({first}); is the file truncated?") from first
 
 
-def load_archive_json(path: Path) -> AccountArchive:
+def load_archive_json(path: Path, known: frozenset[str] = frozenset()) -> AccountArchive:
+    """Read, decode and normalize one archive.json; UnchangedInput when its SHA-256 is in `known`."""
     origin = str(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceError(origin, f"cannot read: {exc.strerror or exc}") from exc
+    digest = check_digest(origin, hashlib.sha256(data).hexdigest(), known)
     problems = Problems(origin)
     doc = decode_document(data, origin, problems, lambda raw: parse_json_bytes(raw, origin))
-    return normalize_archive(doc, origin=origin, source=SOURCE, problems=problems)
+    return normalize_archive(doc, origin=origin, source=SOURCE, problems=problems, digest=digest)
 
 
 def discover_files(paths: Iterable[Path], pattern: str = "*.json") -> list[Path]:

@@ -25,6 +25,21 @@ class SourceError(Exception):
         self.reason = reason
 
 
+class UnchangedInput(Exception):
+    """The input's bytes were ingested before (same SHA-256): there is nothing new to parse."""
+
+    def __init__(self, origin: str, digest: str):
+        super().__init__(f"{origin}: unchanged since it was last ingested")
+        self.origin = origin
+        self.digest = digest
+
+
+def check_digest(origin: str, digest: str, known: frozenset[str]) -> str:
+    if digest in known:
+        raise UnchangedInput(origin, digest)
+    return digest
+
+
 class Snapshot(BaseModel):
     """When and from where one account's data was observed, and which dates it covers.
 
@@ -39,6 +54,9 @@ class Snapshot(BaseModel):
     source: str
     origin: str
     upload_id: int | None = None
+    content_sha256: str | None = Field(
+        None, description="of the input's bytes; an identical input is skipped"
+    )
 
 
 class SourceReport(BaseModel):

@@ -14,6 +14,7 @@ others go on.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import random
 import time
@@ -26,7 +27,7 @@ import httpx
 import orjson
 
 from pipeline.config import CommunityArchiveConfig
-from pipeline.sources.base import AccountArchive, Problems, SourceError
+from pipeline.sources.base import AccountArchive, Problems, SourceError, UnchangedInput
 from pipeline.sources.normalize import RecordError, normalize_archive, parse_iso_time
 from pipeline.store.atomic import atomic_write_bytes
 from pipeline.timefmt import iso_time, twitter_time
@@ -431,9 +432,12 @@ def plan_poll(
 
 
 def download_accounts(
-    client: CommunityArchiveClient, plan: FetchPlan, raw_dir: Path
-) -> Iterator[AccountArchive | SourceError]:
-    """Fetch, save raw and normalize each planned account; a failure is yielded, not raised."""
+    client: CommunityArchiveClient, plan: FetchPlan, raw_dir: Path, known: frozenset[str] = frozenset()
+) -> Iterator[AccountArchive | SourceError | UnchangedInput]:
+    """Fetch, save raw and normalize each planned account; a failure is yielded, not raised.
+
+    Rows identical to an ingested snapshot's (same digest of the rebuilt document) yield UnchangedInput.
+    """
     raw_dir.mkdir(parents=True, exist_ok=True)
     for account, upload in plan.targets:
         username = str(account.get("username") or account.get("account_id"))
@@ -446,6 +450,10 @@ def download_accounts(
             continue
         problems = Problems(origin)
         doc = rows_to_archive(account, upload, rows, problems)
+        digest = hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        if digest in known:
+            yield UnchangedInput(origin, digest)
+            continue
         fetched_ms = int(time.time() * 1000)
         observed_ms = (upload.time_ms if upload else None) or fetched_ms
         doc["_source"] = {
@@ -464,6 +472,7 @@ def download_accounts(
                 snapshot_at_ms=observed_ms,
                 upload_id=upload.id if upload else None,
                 problems=problems,
+                digest=digest,
             )
         except SourceError as exc:
             yield exc

@@ -184,7 +184,11 @@ class ArchiveNormalizer:
     # -- the document ----------------------------------------------------------------------------
 
     def run(
-        self, doc: S.ArchiveDoc, snapshot_at_ms: int | None = None, upload_id: int | None = None
+        self,
+        doc: S.ArchiveDoc,
+        snapshot_at_ms: int | None = None,
+        upload_id: int | None = None,
+        digest: str | None = None,
     ) -> AccountArchive:
         tweets = doc.tweets if doc.tweets is not None else doc.tweet
         if tweets is None:
@@ -244,6 +248,7 @@ class ArchiveNormalizer:
             source=self.source,
             origin=self.origin,
             upload_id=upload_id,
+            content_sha256=digest,
         )
         self.counts["tweets"] = tables["tweets"].num_rows
         report = SourceReport(
@@ -675,13 +680,14 @@ def normalize_archive(
     snapshot_at_ms: int | None = None,
     upload_id: int | None = None,
     problems: Problems | None = None,
+    digest: str | None = None,
 ) -> AccountArchive:
     """Normalize an archive document (typed, or a parsed JSON dict); raises SourceError when it is not one."""
     problems = problems or Problems(origin)
     if not isinstance(doc, S.ArchiveDoc):
         doc = S.convert_document(doc, origin, problems)
     archive = ArchiveNormalizer(origin, source, problems).run(
-        doc, snapshot_at_ms=snapshot_at_ms, upload_id=upload_id
+        doc, snapshot_at_ms=snapshot_at_ms, upload_id=upload_id, digest=digest
     )
     t = archive.tables["tweets"]
     counts = archive.report.counts

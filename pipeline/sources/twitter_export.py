@@ -8,6 +8,7 @@ by the same code, so both sources give identical records.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import zipfile
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from pipeline.sources.archive_json import parse_json_bytes
 from pipeline.sources.archive_schema import SECTIONS as DOC_SECTIONS
 from pipeline.sources.archive_schema import ArchiveDoc, decode_section
-from pipeline.sources.base import AccountArchive, Problems, SourceError
+from pipeline.sources.base import AccountArchive, Problems, SourceError, check_digest
 from pipeline.sources.normalize import RecordError, normalize_archive, parse_iso_time
 
 SOURCE = "twitter-export"
@@ -89,8 +90,13 @@ class _Reader:
             self.names[member.filename.rsplit("/", 1)[-1]] = functools.partial(archive.read, member)
 
 
-def read_export(path: Path, problems: Problems) -> tuple[ArchiveDoc, int | None]:
-    """The export as an archive document, and its generation time (ms) when manifest.js has it."""
+def read_export(
+    path: Path, problems: Problems, known: frozenset[str] = frozenset()
+) -> tuple[ArchiveDoc, int | None, str]:
+    """The export as an archive document, its generation time (ms) when manifest.js has it, and its digest.
+
+    The digest covers the data files used, in name order; UnchangedInput when it is in `known`.
+    """
     reader = _Reader(path)
     parts: dict[str, list[tuple[int, str]]] = {}
     for name in reader.names:
@@ -102,12 +108,19 @@ def read_export(path: Path, problems: Problems) -> tuple[ArchiveDoc, int | None]
         raise SourceError(str(path), "export has no tweets.js or tweet.js")
     if "account" not in parts:
         raise SourceError(str(path), "export has no account.js")
+    used = sorted(name for files in parts.values() for _, name in files)
+    used += ["manifest.js"] if "manifest.js" in reader.names else []
+    contents = {name: reader.names[name]() for name in used}
+    hasher = hashlib.sha256()
+    for name in used:
+        hasher.update(name.encode() + b"\0" + contents[name])
+    digest = check_digest(str(path), hasher.hexdigest(), known)
     sections: dict[str, Any] = {}
     for key, files in parts.items():
         items: list[Any] = []
         for _, name in sorted(files):
             origin = f"{path}:{name}"
-            body = ytd_body(reader.names[name](), origin)
+            body = ytd_body(contents[name], origin)
             decoded = decode_section(
                 body, key, origin, problems, functools.partial(parse_json_bytes, origin=origin)
             )
@@ -116,8 +129,8 @@ def read_export(path: Path, problems: Problems) -> tuple[ArchiveDoc, int | None]
             items.extend(decoded)
         sections[DOC_SECTIONS[key][0]] = items
     generated_ms = None
-    if "manifest.js" in reader.names:
-        manifest = parse_ytd(reader.names["manifest.js"](), f"{path}:manifest.js")
+    if "manifest.js" in contents:
+        manifest = parse_ytd(contents["manifest.js"], f"{path}:manifest.js")
         info = manifest.get("archiveInfo") if isinstance(manifest, dict) else None
         generated = info.get("generationDate") if isinstance(info, dict) else None
         if isinstance(generated, str):
@@ -125,14 +138,14 @@ def read_export(path: Path, problems: Problems) -> tuple[ArchiveDoc, int | None]
                 generated_ms = parse_iso_time(generated)
             except RecordError:
                 problems.coerce("manifest.archiveInfo.generationDate", generated)
-    return ArchiveDoc(**sections), generated_ms
+    return ArchiveDoc(**sections), generated_ms, digest
 
 
-def load_twitter_export(path: Path) -> AccountArchive:
+def load_twitter_export(path: Path, known: frozenset[str] = frozenset()) -> AccountArchive:
     problems = Problems(str(path))
-    doc, generated_ms = read_export(path, problems)
+    doc, generated_ms, digest = read_export(path, problems, known)
     return normalize_archive(
-        doc, origin=str(path), source=SOURCE, snapshot_at_ms=generated_ms, problems=problems
+        doc, origin=str(path), source=SOURCE, snapshot_at_ms=generated_ms, problems=problems, digest=digest
     )
 
 

@@ -48,6 +48,7 @@ class IngestRun(BaseModel):
     source: str
     inputs: int
     accounts: int
+    unchanged_inputs: int = 0
     failed_inputs: dict[str, str] = Field(default_factory=dict, description="origin -> reason")
     report: SourceReport
 
@@ -59,6 +60,22 @@ class Manifest(BaseModel):
     garbage: list[Garbage] = Field(default_factory=list)
     history: list[IngestRun] = Field(default_factory=list)
     state: dict[str, Any] = Field(default_factory=dict, description="source cursors, e.g. the last poll")
+
+    def known_digests(self) -> frozenset[str]:
+        """Content digests of every snapshot held: inputs with these bytes need no re-ingest."""
+        return frozenset(
+            s.content_sha256 for e in self.accounts.values() for s in e.snapshots if s.content_sha256
+        )
+
+    def uploads_held(self) -> dict[int, tuple[set[int], int]]:
+        """account id -> (Community Archive upload ids ingested, newest snapshot time in epoch ms)."""
+        return {
+            e.account_id: (
+                {s.upload_id for s in e.snapshots if s.upload_id is not None},
+                int(e.newest_snapshot.observed_at.timestamp() * 1000),
+            )
+            for e in self.accounts.values()
+        }
 
 
 HISTORY_KEPT = 200

@@ -51,6 +51,18 @@ class VersionSide:
         return f"empty_{table}"
 
 
+def merge_connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up for merges; reuse it across merges (setting one up costs ~35 ms)."""
+    con = duckdb.connect()
+    con.execute("SET threads TO 1")
+    for name, schema in SCHEMAS.items():
+        con.register(f"empty_{name}", schema.empty_table())
+    return con
+
+
+_TEMPS = ("edits_m", "chosen", *(f"out_{name}" for name in SCHEMAS))
+
+
 def merge_versions(
     old: VersionSide,
     new: VersionSide,
@@ -60,14 +72,13 @@ def merge_versions(
     new_sections: list[str],
     snapshots: list[Snapshot],
     out_dir: Path,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> tuple[dict[str, int], dict[str, dt.datetime]]:
     """Write the merged version into `out_dir`; return its row counts and where each section came from."""
     out_dir.mkdir(parents=True, exist_ok=False)
-    con = duckdb.connect()
+    own = con is None
+    con = merge_connection() if con is None else con
     try:
-        con.execute("SET threads TO 1")
-        for name, schema in SCHEMAS.items():
-            con.register(f"empty_{name}", schema.empty_table())
         con.register("snaps", _snapshots_table(snapshots))
 
         con.execute(
@@ -125,5 +136,8 @@ def merge_versions(
                 con.execute(f"COPY out_{table} TO {sql_path(path)} (FORMAT parquet, COMPRESSION zstd)")
                 fsync_file(path)
     finally:
-        con.close()
+        for temp in _TEMPS:
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        if own:
+            con.close()
     return rows, section_at

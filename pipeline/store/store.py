@@ -42,7 +42,7 @@ from pipeline.store.manifest import (
     IngestRun,
     Manifest,
 )
-from pipeline.store.merge import VersionSide, merge_versions, sql_path
+from pipeline.store.merge import VersionSide, merge_connection, merge_versions, sql_path
 
 log = logging.getLogger("pipeline.store")
 
@@ -130,7 +130,7 @@ class Store:
             try:
                 yield txn
             finally:
-                txn.discard_staging()
+                txn.close()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -196,6 +196,7 @@ class Transaction:
         self._reports: dict[str, SourceReport] = {}
         self._written: list[Path] = []
         self._committed_paths = {entry.path for entry in self.manifest.accounts.values()}
+        self._merge_con: duckdb.DuckDBPyConnection | None = None
         self._sweep_orphans()
 
     def _sweep_orphans(self) -> None:
@@ -215,7 +216,11 @@ class Transaction:
                     log.info("removing unreferenced version %s (left by an interrupted write)", rel)
                     shutil.rmtree(version, ignore_errors=True)
 
-    def discard_staging(self) -> None:
+    def close(self) -> None:
+        """Release resources and remove staging (what was not applied is dropped)."""
+        if self._merge_con is not None:
+            self._merge_con.close()
+            self._merge_con = None
         shutil.rmtree(self.staging_root, ignore_errors=True)
 
     def _new_version_dir(self, account_id: int) -> Path:
@@ -254,6 +259,7 @@ class Transaction:
                 new_sections=staged.sections,
                 snapshots=snapshots,
                 out_dir=target,
+                con=self._merge_con or self._open_merge_connection(),
             )
             self._retire(entry.path)
             shutil.rmtree(staged_dir, ignore_errors=True)
@@ -270,6 +276,10 @@ class Transaction:
         self.manifest.accounts[key] = entry
         self._touched.add(key)
         self._reports[key] = staged.report
+
+    def _open_merge_connection(self) -> duckdb.DuckDBPyConnection:
+        self._merge_con = merge_connection()
+        return self._merge_con
 
     def _retire(self, path: str) -> None:
         """An old version stays on disk for a grace period: a reader may still be scanning it."""
