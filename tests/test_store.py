@@ -300,3 +300,19 @@ def _per_account(store: Store) -> list[dict[str, Any]]:
         return con.sql("SELECT account_id, count(*) AS n FROM tweets GROUP BY 1").to_arrow_table().to_pylist()
     finally:
         con.close()
+
+
+def test_replies_to_missing_parents_are_kept_and_counted(tmp_path: Path) -> None:
+    from pipeline.stats import store_stats
+
+    store = Store(tmp_path / "store", gc_grace_s=0)
+    doc = archive(
+        tweets=[
+            tweet(1, "root"),
+            tweet(2, "@alice reply in store", reply_to=tid(1), reply_user="1000", reply_name="alice"),
+            tweet(3, "@ghost reply to a tweet nobody archived", reply_to=123456789, reply_user="5"),
+        ]
+    )
+    ingest(store, write(tmp_path / "a.json", doc))
+    stats = store_stats(store)
+    assert (stats.replies, stats.replies_parent_in_store, stats.self_replies) == (2, 1, 1)

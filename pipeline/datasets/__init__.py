@@ -1,0 +1,1 @@
+"""From the store to training data: conversations, ChatML, quality scores, preferences, splits, cards."""
