@@ -21,6 +21,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pipeline.datasets.prefs import PairConfig
+from pipeline.scoring import QualityWeights
+
 # The Community Archive's documented public anon key (a PostgREST "anon" role token,
 # published in its API docs); it is not a user's secret. Override it in config if it rotates.
 COMMUNITY_ARCHIVE_ANON_KEY = (
@@ -62,6 +65,31 @@ class SynthConfig(BaseModel):
     out: Path = Path("corpus")
 
 
+class DatasetsConfig(BaseModel):
+    """`personas build`: which datasets, how examples are cut, split and scored."""
+
+    out: Path = Path("out/datasets")
+    personas: list[str] = Field(default_factory=list, description="handles for chatml-persona")
+    system_template: str = "User is {user}. Assistant is {assistant}. Date is {date}."
+    max_messages: int = Field(24, ge=2, description="longest example, in turns; longer paths are windowed")
+    overlap: int = Field(8, ge=0, description="turns of context repeated between windows of a long path")
+    name_style: str = Field("alternate", pattern="^(alternate|handle|display)$")
+    split_mode: str = Field("hash", pattern="^(hash|time)$")
+    split_ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.9, "dev": 0.05, "test": 0.05})
+    test_fraction: float = Field(0.05, ge=0, lt=1, description="time split: newest trees in test")
+    dev_fraction: float = Field(0.05, ge=0, lt=1, description="time split: next newest in dev")
+    seed: int = 0
+    pairs: PairConfig = Field(default_factory=PairConfig)
+    quality: QualityWeights = Field(default_factory=QualityWeights)
+    quality_chunk: int = Field(
+        1024, ge=1, description="tweets scored per t-digest step (see pipeline/scoring.py)"
+    )
+    rows_per_batch: int = Field(20_000, ge=100)
+    workers: int = Field(0, description="parallel parts for conversations; 0 = one per core")
+    duckdb_memory_limit: str = "4GB"
+    license: str = "other"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PERSONAS_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -71,6 +99,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     community_archive: CommunityArchiveConfig = CommunityArchiveConfig()
     synth: SynthConfig = SynthConfig()
+    datasets: DatasetsConfig = DatasetsConfig()
 
     @classmethod
     def settings_customise_sources(

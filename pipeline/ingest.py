@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.cpu import default_workers
 from pipeline.gcpause import gc_paused
 from pipeline.progress import ingest_progress
 from pipeline.sources.archive_json import load_archive_json
@@ -69,11 +69,6 @@ def _load_and_stage(kind: str, path: str, staging_root: str, known: frozenset[st
         return Failed(exc.origin, exc.reason)
     except MemoryError:
         return Failed(path, "out of memory while parsing")
-
-
-def default_workers(requested: int, inputs: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(requested or cores, inputs))
 
 
 class _Committer:

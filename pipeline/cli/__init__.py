@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.cli import datasets as _datasets  # noqa: F401 (registers build, report, publish)
 from pipeline.cli.app import app
 
 

@@ -258,7 +258,7 @@ def synth(
     workers: Annotated[int, typer.Option(help="parallel writers (0 = one per core)")] = 0,
 ) -> None:
     """Write a synthetic corpus of archive.json files."""
-    from pipeline.ingest import default_workers
+    from pipeline.cpu import default_workers
     from pipeline.synth.generator import SynthSpec, generate_corpus
 
     defaults = state.settings().synth

@@ -74,12 +74,15 @@ def card_metadata(spec: CardSpec, schema: pa.Schema, splits: list[SplitInfo]) ->
         "task_categories": spec.task_categories,
         "tags": spec.tags,
         "size_categories": [size_category(total)],
+        # a dataset with no rows has no data files to name (and nothing `load_dataset` could load)
         "configs": [
             {
                 "config_name": "default",
                 "data_files": [{"split": s.name, "path": f"data/{s.name}-*"} for s in splits],
             }
-        ],
+        ]
+        if splits
+        else [],
         "dataset_info": {
             "features": features_yaml(schema),
             "splits": [

@@ -6,9 +6,11 @@ A dataset folder looks like what `datasets.load_dataset(path)` and the Hub expec
     data/train-00000-of-00002.parquet  each split, sharded
     data/test-00000-of-00001.parquet
 
-Rows stream in batches (`add`), so a dataset larger than memory can be written. The
-folder is built beside its destination and renamed into place at `close`, so a reader
-never sees a half-written dataset and an interrupted build leaves the old one intact.
+Rows stream in batches (`add`), so a dataset larger than memory can be written; shards
+written elsewhere (by parallel build workers, with a `ShardWriter`) can be adopted
+(`add_shards`). The folder is built beside its destination and renamed into place at
+`close`, so a reader never sees a half-written dataset and an interrupted build leaves
+the old one intact.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +32,79 @@ from pipeline.store.atomic import fsync_dir, fsync_file
 DEFAULT_SHARD_ROWS = 250_000
 
 
-@dataclass
-class _Split:
-    name: str
-    shards: list[Path] = field(default_factory=list)
-    rows: int = 0
-    bytes: int = 0
-    writer: pq.ParquetWriter | None = None
-    writer_rows: int = 0
+@dataclass(frozen=True)
+class Shard:
+    """A finished Parquet file holding `rows` rows of one split."""
+
+    split: str
+    path: Path
+    rows: int
+
+
+def as_table(rows: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    if isinstance(rows, pa.RecordBatch):
+        rows = pa.Table.from_batches([rows])
+    if isinstance(rows, pa.Table):
+        return rows.select(schema.names).cast(schema)
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+class ShardWriter:
+    """Rolls rows of each split into Parquet shards of at most `shard_rows` rows in one directory."""
+
+    def __init__(self, directory: Path, schema: pa.Schema, *, shard_rows: int = DEFAULT_SHARD_ROWS):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.shard_rows = shard_rows
+        self._open: dict[str, tuple[pq.ParquetWriter, Path, int]] = {}
+        self._done: list[Shard] = []
+
+    def add(self, split: str, rows: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]]) -> None:
+        table = as_table(rows, self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            writer, path, written = self._open.get(split) or self._roll(split)
+            take = min(table.num_rows - offset, self.shard_rows - written)
+            writer.write_table(table.slice(offset, take))
+            written += take
+            offset += take
+            self._open[split] = (writer, path, written)
+            if written >= self.shard_rows:
+                self._close(split)
+
+    def _roll(self, split: str) -> tuple[pq.ParquetWriter, Path, int]:
+        path = self.directory / f"{split}.{uuid.uuid4().hex[:12]}.parquet"
+        state = (pq.ParquetWriter(path, self.schema, compression="zstd"), path, 0)
+        self._open[split] = state
+        return state
+
+    def _close(self, split: str) -> None:
+        writer, path, written = self._open.pop(split)
+        writer.close()
+        self._done.append(Shard(split, path, written))
+
+    def finish(self) -> list[Shard]:
+        for split in list(self._open):
+            self._close(split)
+        return list(self._done)
+
+    def abort(self) -> None:
+        for writer, _, _ in self._open.values():
+            writer.close()
+        self._open.clear()
 
 
 class DatasetWriter:
-    """Write one dataset folder: `add` batches per split, then `close` with a card."""
+    """Write one dataset folder: `add` batches (or `add_shards`) per split, then `close` with a card."""
 
     def __init__(self, destination: Path, schema: pa.Schema, *, shard_rows: int = DEFAULT_SHARD_ROWS):
         self.destination = Path(destination)
         self.schema = schema
-        self.shard_rows = shard_rows
         self.destination.parent.mkdir(parents=True, exist_ok=True)
         self._work = self.destination.parent / f".{self.destination.name}.{uuid.uuid4().hex[:8]}.tmp"
-        (self._work / "data").mkdir(parents=True)
-        self._splits: dict[str, _Split] = {}
+        self._shards = ShardWriter(self._work / "data", schema, shard_rows=shard_rows)
+        self._adopted: list[Shard] = []
         self._closed = False
 
     def __enter__(self) -> DatasetWriter:
@@ -62,65 +116,51 @@ class DatasetWriter:
 
     def add(self, split: str, rows: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]]) -> None:
         """Append rows (a table, a record batch, or dicts in schema order) to a split."""
-        table = self._as_table(rows)
-        if table.num_rows == 0:
-            self._splits.setdefault(split, _Split(split))
-            return
-        state = self._splits.setdefault(split, _Split(split))
-        offset = 0
-        while offset < table.num_rows:
-            if state.writer is None or state.writer_rows >= self.shard_rows:
-                self._roll(state)
-            assert state.writer is not None
-            take = min(table.num_rows - offset, self.shard_rows - state.writer_rows)
-            state.writer.write_table(table.slice(offset, take))
-            state.writer_rows += take
-            state.rows += take
-            offset += take
+        self._shards.add(split, rows)
 
-    def _as_table(self, rows: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]]) -> pa.Table:
-        if isinstance(rows, pa.RecordBatch):
-            rows = pa.Table.from_batches([rows])
-        if isinstance(rows, pa.Table):
-            return rows.select(self.schema.names).cast(self.schema)
-        return pa.Table.from_pylist(list(rows), schema=self.schema)
-
-    def _roll(self, state: _Split) -> None:
-        if state.writer is not None:
-            state.writer.close()
-        path = self._work / "data" / f"{state.name}-{len(state.shards):05d}.parquet"
-        state.shards.append(path)
-        state.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
-        state.writer_rows = 0
+    def add_shards(self, shards: Iterable[Shard]) -> None:
+        """Take over finished shards (same schema) written elsewhere on this filesystem; they are moved."""
+        for shard in shards:
+            target = self._work / "data" / f"{shard.split}.{uuid.uuid4().hex[:12]}.parquet"
+            os.replace(shard.path, target)
+            self._adopted.append(Shard(shard.split, target, shard.rows))
 
     def abort(self) -> None:
-        for state in self._splits.values():
-            if state.writer is not None:
-                state.writer.close()
+        self._shards.abort()
         shutil.rmtree(self._work, ignore_errors=True)
         self._closed = True
 
     def close(self, card: CardSpec) -> dict[str, SplitInfo]:
-        """Finish the shards, write the card, and move the folder into place atomically."""
+        """Finish the shards, write the card, and move the folder into place atomically.
+
+        A split without rows is left out: `datasets` cannot load a zero-row split.
+        """
         if self._closed:
             raise RuntimeError("writer already closed")
+        by_split: dict[str, list[Shard]] = {}
+        for shard in [*self._shards.finish(), *self._adopted]:
+            if shard.rows:
+                by_split.setdefault(shard.split, []).append(shard)
+            else:
+                shard.path.unlink(missing_ok=True)
         infos: dict[str, SplitInfo] = {}
-        for state in self._splits.values():
-            if state.writer is not None:
-                state.writer.close()
-                state.writer = None
-            if not state.shards:  # datasets cannot load a split of zero rows: an empty split is left out
-                continue
-            total = len(state.shards)
-            for index, path in enumerate(state.shards):
-                final = path.with_name(f"{state.name}-{index:05d}-of-{total:05d}.parquet")
-                path.rename(final)
-                state.bytes += final.stat().st_size
+        for split, shards in by_split.items():
+            size = 0
+            for index, shard in enumerate(shards):
+                final = shard.path.with_name(f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
+                shard.path.rename(final)
+                size += final.stat().st_size
                 fsync_file(final)
-            infos[state.name] = SplitInfo(name=state.name, num_examples=state.rows, num_bytes=state.bytes)
+            infos[split] = SplitInfo(name=split, num_examples=sum(s.rows for s in shards), num_bytes=size)
+        data = self._work / "data"
+        if infos:
+            fsync_dir(data)
+        else:
+            shutil.rmtree(
+                data, ignore_errors=True
+            )  # no rows at all: the card says so, and there is nothing to load
         (self._work / "README.md").write_text(render_card(card, self.schema, list(infos.values())))
         fsync_file(self._work / "README.md")
-        fsync_dir(self._work / "data")
         fsync_dir(self._work)
         self._replace_destination()
         self._closed = True

@@ -146,6 +146,7 @@ class Store:
         """An in-memory DuckDB connection with one view per store table, plus `quotes` and `users`."""
         manifest = self.read_manifest()
         con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")  # we draw our own; DuckDB's would garble them
         if threads:
             con.execute(f"SET threads TO {int(threads)}")
         for name, schema in SCHEMAS.items():

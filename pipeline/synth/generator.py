@@ -259,8 +259,9 @@ class Plan:
         self.author = author[g]
         self.kind = kind[g]
         self.ms = (t[g] * 1000).astype(np.int64)
-        low = (rng.integers(0, 1024, T) << 12) | (np.arange(T) & 0xFFF)
-        self.ids = ((self.ms - TWITTER_EPOCH_MS) << 22) | low
+        # The low 22 bits grow with chronological position, so a tweet's id exceeds its parents' even
+        # when both fall in the same millisecond (as Twitter's sequence bits guarantee).
+        self.ids = ((self.ms - TWITTER_EPOCH_MS) << 22) | (np.arange(T) & 0x3FFFFF)
         # Parent (self-thread) and first version (edit) as global positions.
         self.prev_same_author = np.where(follows_prev[g], rank[np.maximum(prev_am[g], 0)], -1)
 
@@ -275,6 +276,24 @@ class Plan:
         out = np.full(len(at), -1, dtype=np.int64)
         out[ok] = pool[pos[ok]]
         return out
+
+    def _back_and_forth(self, rng: np.random.Generator, parent: np.ndarray, replies: np.ndarray) -> None:
+        """People answer those who replied to them: a share of replies goes back to the latest reply
+        an author received, which makes the two-person exchanges and deep threads of real archives."""
+        answers_back = (rng.random(len(replies)) < 0.4).tolist()
+        author = self.author.tolist()
+        inbox: dict[int, list[int]] = {}
+        for p, back in zip(replies.tolist(), answers_back, strict=True):
+            me = author[p]
+            waiting = inbox.get(me)
+            if back and waiting:
+                parent[p] = waiting.pop()
+            target = author[parent[p]]
+            if target != me:
+                box = inbox.setdefault(target, [])
+                box.append(p)
+                if len(box) > 16:
+                    del box[0]
 
     def _structure(self, rng: np.random.Generator) -> None:
         T = self.spec.tweets
@@ -297,6 +316,7 @@ class Plan:
             chosen = np.where(to_popular & (pop >= 0), pop, chosen)
         parent[replies] = chosen
         kind[replies[chosen < 0]] = ORIGINAL
+        self._back_and_forth(rng, parent, replies[chosen >= 0])
         self.parent = parent
 
         # Replies to tweets outside the corpus: the parent id is real-looking but absent.
