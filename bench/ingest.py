@@ -1,7 +1,7 @@
 """Ingest benchmark: tweets/s and peak RSS next to the JSON parse floor, at several corpus sizes.
 
-    python bench/ingest.py                         # 100k and 1M tweets over 200 accounts, 100k over 20
-    python bench/ingest.py --corpora 100000:200    # quicker
+    python -m bench.ingest                         # 100k and 1M tweets over 200 accounts, 100k over 20
+    python -m bench.ingest --corpora 100000:200    # quicker
 
 The floor is the time just to read and parse the same files with orjson (one process,
 GC paused, nothing kept); files are in the page cache for both the floor and the ingest. Ingest runs in a fresh subprocess per measurement, and its
@@ -15,9 +15,7 @@ import argparse
 import gc
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +23,8 @@ from pathlib import Path
 
 import msgspec
 import orjson
-import psutil
 
+from bench.common import machine, peak_rss_run
 from pipeline.sources.archive_schema import ArchiveDoc
 from pipeline.synth.generator import SynthSpec, generate_corpus
 
@@ -42,25 +40,6 @@ t = time.perf_counter()
 r = ingest_files(Store(sys.argv[2]), files, kind="archive", workers=int(sys.argv[3]), show_progress=False)
 print(time.perf_counter() - t, r.tweets, len(r.failed))
 """
-
-
-def peak_rss_run(cmd: list[str]) -> tuple[str, float, int]:
-    """Run `cmd`; return its stdout, wall seconds and the peak summed RSS of it and its children."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            total = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            peak = max(peak, total)
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    out = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode:
-        raise RuntimeError(f"{cmd} failed with {proc.returncode}")
-    return out, time.perf_counter() - start, peak
 
 
 def parse_floor(files: list[Path]) -> tuple[float, float]:
@@ -156,11 +135,7 @@ def main() -> None:
             shutil.rmtree(store, ignore_errors=True)
         shutil.rmtree(corpus, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
-    meta = {
-        "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "python": platform.python_version(),
-    }
-    (RESULTS / "ingest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (RESULTS / "ingest.json").write_text(json.dumps({"meta": machine(), "rows": rows}, indent=2) + "\n")
     print(markdown_table(rows))
     if args.work_dir is None:
         shutil.rmtree(work, ignore_errors=True)

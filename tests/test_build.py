@@ -320,3 +320,53 @@ def test_real_samples_build(shared_data: Path, tmp_path: Path) -> None:
     tweets = load(cfg.out, "tweets")
     assert len(tweets) == 1548
     assert sum(1 for t in tweets if t["parent_missing"]) == report.trees_parent_missing
+
+
+def test_build_and_report_commands(small_store: Store, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "datasets"
+    top = (
+        small_store.connect()
+        .execute("SELECT username FROM tweets GROUP BY 1 ORDER BY count(*) DESC LIMIT 2")
+        .fetchall()
+    )
+    result = runner.invoke(
+        app,
+        [
+            "--store",
+            str(small_store.root),
+            "build",
+            "--out",
+            str(out),
+            "--persona",
+            top[0][0],
+            "--gold",
+            top[1][0],
+            "--only",
+            "chatml,prefs",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "chatml-two-party",
+        "chatml-multi-party",
+        "chatml-persona",
+        "prefs",
+        "scores",
+        "build-stats.json",
+    }
+    assert "gold pairs" in result.output
+    result = runner.invoke(app, ["report", "--datasets", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert page.count("<img") >= 4 and "Quality score distributions" in page and "chatml-persona" in page
+    result = runner.invoke(
+        app, ["--store", str(small_store.root), "build", "--out", str(out), "--persona", "nobody"]
+    )
+    assert result.exit_code == 2 and "persona(s) not in the store: nobody" in result.output
+    result = runner.invoke(app, ["report", "--datasets", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "run `personas build` first" in result.output

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from huggingface_hub.errors import HfHubHTTPError as HubError
 from rich.table import Table
 
 from pipeline.config import ConfigError, Settings, load_settings
@@ -60,7 +61,15 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, SourceError, StoreError, StoreBusyError, FileNotFoundError, ValueError) as exc:
+        except (
+            ConfigError,
+            SourceError,
+            StoreError,
+            StoreBusyError,
+            FileNotFoundError,
+            ValueError,
+            HubError,
+        ) as exc:
             console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -435,9 +444,12 @@ def demo(
     accounts: Annotated[int, typer.Option(help="accounts in the generated corpus")] = 60,
     tweets: Annotated[int, typer.Option(help="tweets in the generated corpus")] = 30_000,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    out: Annotated[Path, typer.Option(help="where the corpus and store go")] = Path("out/demo"),
+    out: Annotated[Path, typer.Option(help="where the corpus, store and datasets go")] = Path("out/demo"),
 ) -> None:
-    """The whole pipeline on a generated corpus: synth -> ingest -> stats (no network needed)."""
+    """The whole pipeline on a generated corpus: synth -> ingest -> build -> report (no network needed)."""
+    from pipeline.cli.datasets import print_build
+    from pipeline.datasets.build import build
+    from pipeline.datasets.report import write_report
     from pipeline.synth.generator import SynthSpec, generate_corpus
 
     corpus = out / "corpus"
@@ -448,9 +460,23 @@ def demo(
     store = Store(out / "store", gc_grace_s=0)
     result = ingest_files(store, summary.files, kind="archive")
     _print_ingest(result)
-    render_stats(store_stats(store, top=10))
-    stdout.print(
-        f"store: {store.root}  (try: personas --store {store.root} sql 'SELECT count(*) FROM tweets')"
-    )
+    stats = store_stats(store, top=5)
+    render_stats(stats)
     if result.failed:
         raise typer.Exit(1)
+    # The most active account plays the persona; the next three are the gold accounts of the pairs.
+    top = [a.username for a in stats.per_account]
+    config = state.settings().datasets.model_copy(deep=True)
+    config.out = out / "datasets"
+    config.personas = top[:1]
+    config.pairs.gold_accounts = top[1:4]
+    report = build(store, config)
+    print_build(report, config)
+    page = write_report(config.out)
+    stdout.print(
+        f"store: {store.root}\ndatasets: {config.out}  (persona {top[0]}, gold {', '.join(top[1:4])})"
+    )
+    stdout.print(f"report: {page}")
+    stdout.print(
+        f"next: personas --store {store.root} sql 'SELECT username, count(*) FROM tweets GROUP BY 1'"
+    )

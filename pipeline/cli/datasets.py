@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.app import app, state, user_errors
-from pipeline.config import Settings
+from pipeline.config import DatasetsConfig, Settings
+from pipeline.datasets.build import BuildReport
 from pipeline.datasets.render import NoReferences, References
 from pipeline.progress import stdout
 
@@ -69,6 +70,10 @@ def build(
         references=references,
         reference_stats=reference_stats,
     )
+    print_build(report, config)
+
+
+def print_build(report: BuildReport, config: DatasetsConfig) -> None:
     table = Table(
         title=f"datasets in {config.out} ({report.seconds:.1f} s, {report.tweets:,} tweets, "
         f"{report.trees:,} trees)",
@@ -113,3 +118,55 @@ def report(
     folder = datasets or state.settings().datasets.out
     path = write_report(folder, out)
     stdout.print(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def publish(
+    repo: Annotated[str, typer.Option(help="Hub dataset repo, org/name (suffixed -<dataset> when several)")],
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset", "-d", help="dataset folder(s) to push, e.g. chatml-multi-party, prefs, tweets"
+        ),
+    ] = None,
+    private: Annotated[bool, typer.Option(help="create the repo private")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="check and list what would be uploaded; no token, no network")
+    ] = False,
+    datasets: Annotated[
+        Path | None, typer.Option(help="the folder `personas build` wrote (default from config)")
+    ] = None,
+) -> None:
+    """Push datasets to the Hugging Face Hub (token from HF_TOKEN, never printed)."""
+    from pipeline.datasets.publish import PublishError, plan
+    from pipeline.datasets.publish import publish as push
+
+    folder = datasets or state.settings().datasets.out
+    try:
+        items = plan(folder, list(dataset or []), repo)
+    except PublishError as exc:
+        raise ValueError(str(exc)) from exc
+    table = Table(title="dry run: would upload" if dry_run else "uploading", title_justify="left")
+    for column in ("dataset", "repo", "files", "bytes", "examples"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(
+            item.dataset,
+            f"{item.repo_id} ({'private' if private else 'public'})",
+            str(len(item.files)),
+            f"{sum(size for _, size in item.files):,}",
+            ", ".join(f"{k} {v:,}" for k, v in item.examples.items()),
+        )
+    stdout.print(table)
+    if dry_run:
+        for item in items:
+            for path, size in item.files:
+                stdout.print(f"  {item.repo_id}/{path}  {size:,} B")
+        return
+    try:
+        urls = push(items, private=private)
+    except PublishError as exc:
+        raise ValueError(str(exc)) from exc
+    for url in urls:
+        stdout.print(f"committed: {url}")

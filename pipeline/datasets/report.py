@@ -46,7 +46,7 @@ def _figures(report: BuildReport) -> list[tuple[str, str]]:
 
     present = [k for k in SIGNAL_TITLES if k in report.histograms]
     if present:
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+        fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), constrained_layout=True)
         for ax, key in zip(axes.flat, present, strict=False):
             hist = report.histograms[key]
             edges = hist["edges"]
