@@ -128,5 +128,8 @@ def test_installed_entry_point_runs_the_demo(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "corpus: 8 archives, 2,000 tweets" in proc.stdout
-    assert "top 8 accounts by tweets" in proc.stdout
+    assert "top 5 accounts by tweets" in proc.stdout
     assert (tmp_path / "demo" / "store" / "manifest.json").exists()
+    assert (tmp_path / "demo" / "datasets" / "report.html").exists()
+    for name in ("chatml-two-party", "chatml-multi-party", "chatml-persona", "prefs", "tweets"):
+        assert (tmp_path / "demo" / "datasets" / name / "README.md").exists(), name
