@@ -370,3 +370,17 @@ def test_build_and_report_commands(small_store: Store, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "persona(s) not in the store: nobody" in result.output
     result = runner.invoke(app, ["report", "--datasets", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "run `personas build` first" in result.output
+
+
+def test_one_build_per_folder_and_leftovers_are_swept(small_store: Store, tmp_path: Path) -> None:
+    from pipeline.store import StoreBusyError
+    from pipeline.store.atomic import exclusive_lock
+
+    out = tmp_path / "datasets"
+    (out / ".build-deadbeef" / "part-0").mkdir(parents=True)
+    (out / ".prefs.1234abcd.tmp" / "data").mkdir(parents=True)
+    cfg = DatasetsConfig(out=out)
+    with exclusive_lock(out / ".lock"), pytest.raises(StoreBusyError, match="this datasets folder"):
+        build(small_store, cfg, only=["prefs"], show_progress=False)
+    build(small_store, cfg, only=["prefs"], show_progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "build-stats.json", "prefs", "scores"]

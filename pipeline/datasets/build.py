@@ -52,7 +52,7 @@ from pipeline.datasets.writer import DatasetWriter
 from pipeline.progress import progress_task
 from pipeline.scoring import SIGNALS, QualityWeights, StreamingScorer
 from pipeline.store import Store
-from pipeline.store.atomic import atomic_write_bytes
+from pipeline.store.atomic import atomic_write_bytes, exclusive_lock
 from pipeline.store.merge import sql_path
 
 DATASETS = ("tweets", "chatml-two-party", "chatml-multi-party", "chatml-persona", "prefs")
@@ -215,7 +215,35 @@ def build(
     reference_stats: dict[str, Any] | None = None,
     show_progress: bool = True,
 ) -> BuildReport:
-    """Build the selected datasets into `config.out`; returns (and writes) the build statistics."""
+    """Build the selected datasets into `config.out`; returns (and writes) the build statistics.
+
+    One build per output folder at a time (a lock file); what an interrupted build left behind
+    (scratch folders, half-written datasets) is swept first. Finished datasets are replaced atomically.
+    """
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out / ".lock", blocking=False, what="this datasets folder"):
+        for leftover in [*out.glob(".build-*"), *out.glob(".*.tmp"), *out.glob(".*.old")]:
+            shutil.rmtree(leftover, ignore_errors=True)
+        return _build(
+            store,
+            config,
+            only=only,
+            references=references,
+            reference_stats=reference_stats,
+            show_progress=show_progress,
+        )
+
+
+def _build(
+    store: Store,
+    config: DatasetsConfig,
+    *,
+    only: list[str] | None,
+    references: References | None,
+    reference_stats: dict[str, Any] | None,
+    show_progress: bool,
+) -> BuildReport:
     clock = time.perf_counter()
     selected = resolve_only(only)
     references = references or NoReferences()

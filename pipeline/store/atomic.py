@@ -50,7 +50,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path, *, blocking: bool = True) -> Iterator[None]:
+def exclusive_lock(path: Path, *, blocking: bool = True, what: str = "the store") -> Iterator[None]:
     """An advisory lock held for the duration of a write transaction (one writer per store)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
@@ -58,7 +58,7 @@ def exclusive_lock(path: Path, *, blocking: bool = True) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), flags)
         except BlockingIOError as exc:
-            raise StoreBusyError(f"another process is writing to the store ({path})") from exc
+            raise StoreBusyError(f"another process is writing to {what} ({path.parent})") from exc
         try:
             yield
         finally:
