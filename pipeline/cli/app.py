@@ -150,6 +150,19 @@ def _finish(result: IngestResult) -> None:
         raise typer.Exit(1)
 
 
+def _ingest_inputs(inputs: list[Path], kind: str, workers: int, force: bool) -> None:
+    settings = state.settings()
+    result = ingest_files(
+        state.store(),
+        inputs,
+        kind=kind,
+        workers=settings.ingest.workers if workers < 0 else workers,
+        commit_every_s=settings.ingest.commit_every_s,
+        force=force,
+    )
+    _finish(result)
+
+
 @ingest_app.command("archive")
 @user_errors
 def ingest_archive(
@@ -160,19 +173,10 @@ def ingest_archive(
     ] = False,
 ) -> None:
     """Community Archive archive.json files."""
-    settings = state.settings()
     files = discover_files(paths)
     if not files:
         raise ValueError("no archive files found in the given paths")
-    result = ingest_files(
-        state.store(),
-        files,
-        kind="archive",
-        workers=settings.ingest.workers if workers < 0 else workers,
-        commit_every_s=settings.ingest.commit_every_s,
-        force=force,
-    )
-    _finish(result)
+    _ingest_inputs(files, "archive", workers, force)
 
 
 @ingest_app.command("twitter-export")
@@ -185,17 +189,7 @@ def ingest_twitter_export(
     ] = False,
 ) -> None:
     """The official X/Twitter export (zip or folder)."""
-    settings = state.settings()
-    exports = discover_exports(paths)
-    result = ingest_files(
-        state.store(),
-        exports,
-        kind="twitter-export",
-        workers=settings.ingest.workers if workers < 0 else workers,
-        commit_every_s=settings.ingest.commit_every_s,
-        force=force,
-    )
-    _finish(result)
+    _ingest_inputs(discover_exports(paths), "twitter-export", workers, force)
 
 
 @ingest_app.command("community-archive")

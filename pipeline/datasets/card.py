@@ -94,7 +94,8 @@ def card_metadata(spec: CardSpec, schema: pa.Schema, splits: list[SplitInfo]) ->
     }
 
 
-def _format_value(value: Any) -> str:
+def format_number(value: Any) -> str:
+    """1,234 for ints, 4 significant digits for floats, str() for the rest."""
     if isinstance(value, float):
         return f"{value:,.4g}"
     if isinstance(value, int):
@@ -119,7 +120,7 @@ def render_card(spec: CardSpec, schema: pa.Schema, splits: list[SplitInfo]) -> s
         parts.append(spec.format_notes.strip() + "\n")
     if spec.statistics:
         parts.append("## Statistics\n\n| measure | value |\n|---|---:|")
-        parts.extend(f"| {name} | {_format_value(value)} |" for name, value in spec.statistics.items())
+        parts.extend(f"| {name} | {format_number(value)} |" for name, value in spec.statistics.items())
         parts.append("")
     for title, body in spec.extra.items():
         parts.append(f"## {title}\n\n{body.strip()}\n")

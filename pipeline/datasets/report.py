@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline.datasets.build import STATS_FILE, BuildReport
+from pipeline.datasets.card import format_number
 from pipeline.store.atomic import atomic_write_bytes
 
 SIGNAL_TITLES = {
@@ -120,18 +121,10 @@ def _figures(report: BuildReport) -> list[tuple[str, str]]:
 
 def _table(rows: dict[str, Any]) -> str:
     cells = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td class=n>{html.escape(_fmt(v))}</td></tr>"
+        f"<tr><td>{html.escape(str(k))}</td><td class=n>{html.escape(format_number(v))}</td></tr>"
         for k, v in rows.items()
     )
     return f"<table>{cells}</table>"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def render_report(report: BuildReport) -> str:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.datasets.card import CardSpec, SplitInfo, render_card
-from pipeline.store.atomic import fsync_dir, fsync_file
+from pipeline.store.atomic import fsync_path
 
 DEFAULT_SHARD_ROWS = 250_000
 
@@ -150,18 +150,18 @@ class DatasetWriter:
                 final = shard.path.with_name(f"{split}-{index:05d}-of-{len(shards):05d}.parquet")
                 shard.path.rename(final)
                 size += final.stat().st_size
-                fsync_file(final)
+                fsync_path(final)
             infos[split] = SplitInfo(name=split, num_examples=sum(s.rows for s in shards), num_bytes=size)
         data = self._work / "data"
         if infos:
-            fsync_dir(data)
+            fsync_path(data)
         else:
             shutil.rmtree(
                 data, ignore_errors=True
             )  # no rows at all: the card says so, and there is nothing to load
         (self._work / "README.md").write_text(render_card(card, self.schema, list(infos.values())))
-        fsync_file(self._work / "README.md")
-        fsync_dir(self._work)
+        fsync_path(self._work / "README.md")
+        fsync_path(self._work)
         self._replace_destination()
         self._closed = True
         return infos
@@ -172,7 +172,7 @@ class DatasetWriter:
             old = self.destination.parent / f".{self.destination.name}.{uuid.uuid4().hex[:8]}.old"
             os.rename(self.destination, old)
         os.rename(self._work, self.destination)
-        fsync_dir(self.destination.parent)
+        fsync_path(self.destination.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 

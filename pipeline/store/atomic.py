@@ -10,15 +10,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (renames into it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -29,7 +22,7 @@ def fsync_file(path: Path) -> None:
 def sync_dirs(directories: Iterable[Path]) -> None:
     """Make renames into these folders durable (their files were fsynced when written)."""
     for directory in {d.parent for d in directories if d.exists()} | {d for d in directories if d.exists()}:
-        fsync_dir(directory)
+        fsync_path(directory)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -46,7 +39,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipeline.records import SCHEMAS, SECTION_TABLES, TWEET_CHILD_TABLES
 from pipeline.sources.base import Snapshot
-from pipeline.store.atomic import fsync_file
+from pipeline.store.atomic import fsync_path
 
 
 def sql_path(path: Path) -> str:
@@ -134,7 +134,7 @@ def merge_versions(
             if rows[table]:
                 path = out_dir / f"{table}.parquet"
                 con.execute(f"COPY out_{table} TO {sql_path(path)} (FORMAT parquet, COMPRESSION zstd)")
-                fsync_file(path)
+                fsync_path(path)
     finally:
         for temp in _TEMPS:
             con.execute(f"DROP TABLE IF EXISTS {temp}")

@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from pipeline.records import SCHEMAS, SECTION_TABLES, TABLES, parquet_options
 from pipeline.sources.base import AccountArchive, Snapshot, SourceReport
-from pipeline.store.atomic import atomic_write_bytes, exclusive_lock, fsync_file, sync_dirs
+from pipeline.store.atomic import atomic_write_bytes, exclusive_lock, fsync_path, sync_dirs
 from pipeline.store.manifest import (
     HISTORY_KEPT,
     MANIFEST_FORMAT,
@@ -68,7 +68,7 @@ class StagedArchive(BaseModel):
 def write_table(table: pa.Table, path: Path) -> None:
     """Write one table file, durably: the manifest may name it as soon as the next commit."""
     pq.write_table(table, path, **parquet_options(table.schema))
-    fsync_file(path)
+    fsync_path(path)
 
 
 def stage_archive(archive: AccountArchive, staging_root: Path) -> StagedArchive:
