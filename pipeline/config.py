@@ -88,6 +88,45 @@ class DatasetsConfig(BaseModel):
     workers: int = Field(0, description="parallel parts for conversations; 0 = one per core")
     duckdb_memory_limit: str = "4GB"
     license: str = "other"
+    ref_max_words: int = Field(
+        200,
+        ge=0,
+        description="words of a hydrated article inside <ref> in a training message (storage keeps up to "
+        "hydrate.max_words); 0 keeps the empty <ref url=.../> placeholder",
+    )
+
+
+class HydrateConfig(BaseModel):
+    """`personas hydrate`: fetching linked articles and images. Everything fetched is untrusted."""
+
+    dir: Path = Field(Path("out/hydrate"), description="article cache, images and their record logs")
+    concurrency: int = Field(16, ge=1, le=1024, description="requests in flight")
+    per_host: int = Field(2, ge=1, description="requests in flight to one host (politeness)")
+    host_interval_s: float = Field(
+        0.25, ge=0, description="pause between the starts of two requests to the same host (politeness)"
+    )
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(20.0, gt=0, description="longest silence while reading a response")
+    total_timeout_s: float = Field(30.0, gt=0, description="whole fetch of one URL, redirects included")
+    max_bytes: int = Field(5_000_000, ge=1, description="largest article response body")
+    max_image_bytes: int = Field(20_000_000, ge=1, description="largest image")
+    max_words: int = Field(50_000, ge=1, description="words of extracted text kept per URL")
+    max_redirects: int = Field(5, ge=0)
+    user_agent: str = "naptha-personas/0.1 (+https://github.com/NapthaAI; dataset hydration)"
+    extract_workers: int = Field(
+        0, ge=-1, description="processes extracting text; 0 = one per core, -1 = in a thread (tests)"
+    )
+    commit_every_s: float = Field(1.0, gt=0, description="records are made durable at least this often")
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description="TESTS ONLY: address ranges exempt from the SSRF guard (e.g. 127.0.0.1/32 for a "
+        "loopback test server). Empty (the default) refuses every non-public address.",
+    )
+    hosts: dict[str, str] = Field(
+        default_factory=dict,
+        description="fixed host -> IP answers consulted before DNS (like curl --resolve); the guard "
+        "still vets the IP",
+    )
 
 
 class Settings(BaseSettings):
@@ -100,6 +139,7 @@ class Settings(BaseSettings):
     community_archive: CommunityArchiveConfig = CommunityArchiveConfig()
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
+    hydrate: HydrateConfig = HydrateConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -81,6 +81,10 @@ class Advance:
         self.items = 0
         self.started = time.perf_counter()
 
+    def set_total(self, total: int | None) -> None:
+        """The number of steps, once it is known (after planning)."""
+        self._progress.update(self._task, total=total)  # type: ignore[arg-type]
+
     def advance(self, items: int = 0, steps: int = 1) -> None:
         self.items += items
         self._progress.update(self._task, advance=steps, items=self.items)  # type: ignore[arg-type]

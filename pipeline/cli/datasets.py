@@ -20,8 +20,13 @@ def _csv(value: str | None) -> list[str]:
 
 
 def references_for(settings: Settings) -> tuple[References, dict[str, object] | None]:
-    """Hydrated article text when hydration has run, else the placeholder."""
-    return NoReferences(), None
+    """Hydrated article text when hydration has run (`personas hydrate`), else the placeholder."""
+    from pipeline.hydrate import HydratedReferences, hydration_stats
+
+    stats = hydration_stats(settings.hydrate.dir)
+    if not stats.ran:
+        return NoReferences(), None
+    return HydratedReferences(settings.hydrate.dir, settings.datasets.ref_max_words), stats.as_dict()
 
 
 @app.command()
