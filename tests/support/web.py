@@ -145,12 +145,15 @@ class Web:
             return 200, html, article_html("Slow", PARAGRAPHS).encode()
         if path == "/big":
             return 200, html, b"<html><body>" + b"<p>word </p>" * (self.big_bytes // 12) + b"</body></html>"
+        if path.endswith((".sh", ".php")):  # a hostile name serving real image bytes
+            return 200, {"Content-Type": "application/octet-stream"}, self.images["png"]
         if path.startswith("/img/"):
             ext = query.get("real", [path.rsplit(".", 1)[-1]])[0]
             if ext in self.images:
                 content_type = query.get("ct", [IMAGE_FORMATS[ext][1]])[0]
                 return 200, {"Content-Type": content_type}, self.images[ext]
-            return 200, html, b"<html><body>not an image</body></html>"
+            content_type = query.get("ct", ["text/html"])[0]
+            return 200, {"Content-Type": content_type}, b"<html><body>not an image</body></html>"
         return 404, html, b"<html><body>not found</body></html>"
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
