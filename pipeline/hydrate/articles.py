@@ -16,7 +16,7 @@ import httpx
 
 from pipeline.config import HydrateConfig
 from pipeline.hydrate.cache import ArticleCache, url_key
-from pipeline.hydrate.extract import ARTICLE_TYPES, extract_text, extraction_pool
+from pipeline.hydrate.extract import ARTICLE_TYPES, extract_to_file, extraction_pool
 from pipeline.hydrate.fetch import Fetcher, FetchResult, interleave_by_host, normalize_url, run_all
 from pipeline.hydrate.guard import Resolver
 from pipeline.hydrate.records import RecordLog
@@ -126,14 +126,16 @@ def hydrate_urls(
     limit: int | None = None,
     retry_failed: bool = False,
     resolver: Resolver | None = None,
+    executor: Executor | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> UrlRun:
-    """Fetch and extract the URLs not yet in the cache (at most `limit`); records are durable as they go."""
+    """Fetch and extract the URLs not yet in the cache (at most `limit`); records are durable as they go.
+    `executor` runs extraction (kept open for the caller); by default a pool of `extract_workers`."""
     clock = time.perf_counter()
     cache = ArticleCache(config.dir)
     with exclusive_lock(cache.folder / ".lock", blocking=False, what="the article cache"):
-        run = _hydrate_urls(urls, config, cache, limit, retry_failed, resolver, on_planned, on_done)
+        run = _hydrate_urls(urls, config, cache, limit, retry_failed, resolver, executor, on_planned, on_done)
     run.seconds = time.perf_counter() - clock
     return run
 
@@ -145,6 +147,7 @@ def _hydrate_urls(
     limit: int | None,
     retry_failed: bool,
     resolver: Resolver | None,
+    executor: Executor | None,
     on_planned: Callable[[int], None] | None,
     on_done: Callable[[dict[str, Any]], None] | None,
 ) -> UrlRun:
@@ -154,7 +157,8 @@ def _hydrate_urls(
         todo = todo[:limit]
     if on_planned:
         on_planned(len(todo))
-    pool = extraction_pool(config.extract_workers) if todo else None
+    own_pool = executor is None and bool(todo)
+    pool = extraction_pool(config.extract_workers) if own_pool else executor
     try:
         with RecordLog(cache.records_path, config.commit_every_s) as records:
             for raw, reason in invalid:
@@ -164,7 +168,7 @@ def _hydrate_urls(
                 )
             asyncio.run(_fetch_all(todo, config, cache, records, run, pool, resolver, on_done))
     finally:
-        if pool is not None:
+        if own_pool and pool is not None:
             pool.shutdown(cancel_futures=True)
     return run
 
@@ -187,21 +191,27 @@ async def _fetch_all(
         run.bytes += result.bytes
         extra: dict[str, Any] = {}
         if result.ok and result.body is not None:
-            args = (result.body, result.content_type or "", result.encoding, config.max_words)
+            key = url_key(url)
+            args = (
+                result.body,
+                result.content_type or "",
+                result.encoding,
+                config.max_words,
+                cache.text_path(key),
+            )
             try:
                 if pool is None:
-                    text, words, truncated = await asyncio.to_thread(extract_text, *args)
+                    words, truncated = await asyncio.to_thread(extract_to_file, *args)
                 else:
-                    text, words, truncated = await loop.run_in_executor(pool, extract_text, *args)
+                    words, truncated = await loop.run_in_executor(pool, extract_to_file, *args)
             except Exception as exc:  # a page that breaks the parser is one failed URL
                 log.warning("extraction failed for %s: %r", url, exc)
-                text, words, truncated = "", 0, False
                 extra.update(reason="extract_error", detail=f"{type(exc).__name__}: {exc}"[:300])
-            if text:
-                cache.write_text(url_key(url), text)
-                extra.update(words=words, truncated=truncated)
-            elif "reason" not in extra:
-                extra.update(reason="no_text", detail="no main text found")
+            else:
+                if words:
+                    extra.update(words=words, truncated=truncated)
+                else:
+                    extra.update(reason="no_text", detail="no main text found")
         record = _record(url, result, **extra)
         records.append(record)
         if record["reason"] is None:

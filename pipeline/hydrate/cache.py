@@ -11,8 +11,6 @@ failures. `HydratedReferences` serves the texts to the dataset builder.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,20 +37,6 @@ class ArticleCache:
     def records(self) -> dict[str, dict[str, Any]]:
         """key -> latest record."""
         return read_records(self.records_path, "key")
-
-    def write_text(self, key: str, text: str) -> Path:
-        """Write beside and rename: a reader never sees half a text."""
-        path = self.text_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
 
     def has_text(self, key: str) -> bool:
         """The text of an extracted record is there (a power cut can lose a file its record names)."""

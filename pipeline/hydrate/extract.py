@@ -3,9 +3,12 @@ or executed: trafilatura reads the tree with lxml and drops scripts, styles, nav
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from concurrent.futures import Executor, ProcessPoolExecutor
 from multiprocessing import get_context
+from pathlib import Path
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain"})
@@ -48,6 +51,26 @@ def extract_text(
             or ""
         )
     return cap_words(text.strip(), max_words)
+
+
+def extract_to_file(
+    body: bytes, content_type: str, encoding: str | None, max_words: int, path: Path
+) -> tuple[int, bool]:
+    """`extract_text`, written beside `path` and renamed over it when there is text: (words, truncated).
+    Runs in the extraction worker, so neither parsing nor file-system calls hold up the fetching loop."""
+    text, words, truncated = extract_text(body, content_type, encoding, max_words)
+    if not text:
+        return 0, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:8]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return words, truncated
 
 
 def extraction_pool(workers: int) -> Executor | None:

@@ -111,9 +111,12 @@ class Fetcher:
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Fetcher:
+        # Links point at many hosts, so idle keep-alive connections are rarely reused, and httpcore's
+        # pool scans every connection it holds for each request: keep few idle ones, briefly.
         limits = httpx.Limits(
             max_connections=self.config.concurrency * 2,
-            max_keepalive_connections=self.config.concurrency,
+            max_keepalive_connections=min(self.config.concurrency, 8),
+            keepalive_expiry=5.0,
         )
         self._client = httpx.AsyncClient(
             transport=PinnedTransport(self.guard, limits),

@@ -161,6 +161,7 @@ class Web:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in separate writes
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
