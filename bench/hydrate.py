@@ -27,9 +27,9 @@ RESULTS = Path(__file__).parent / "results" / "hydrate.json"
 
 
 def _serve(latency: float, ports: Any) -> None:
-    from tests.support.web import Web, serve
+    from tests.support.web import Web, serve_async
 
-    with serve(Web(latency_s=latency)) as web:
+    with serve_async(Web(latency_s=latency)) as web:
         ports.put(web.port)
         while True:
             time.sleep(3600)
@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--concurrency", default="1,16,64")
-    parser.add_argument("--seconds", type=float, default=6.0, help="ideal duration of each run")
+    parser.add_argument("--seconds", type=float, default=12.0, help="ideal duration of each run")
     parser.add_argument("--client", nargs=3, metavar=("PORT", "CONCURRENCY", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:

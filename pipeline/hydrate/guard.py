@@ -185,11 +185,12 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
     since a proxy would resolve names where the guard cannot see."""
 
     def __init__(self, guard: Guard, limits: httpx.Limits, verify: ssl.SSLContext | bool = True):
-        super().__init__(verify=verify, trust_env=False, limits=limits)
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        super().__init__(verify=context, trust_env=False, limits=limits)
         # httpx has no public hook for the network backend, so the pool it built is replaced by
         # the same pool over the pinned backend (same TLS context and limits).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -5,12 +5,15 @@ injected latency delays every response (the benchmark)."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import io
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -107,6 +110,7 @@ class Web:
         self._lock = threading.Lock()
         self.images = {ext: image_bytes(fmt) for ext, (fmt, _) in IMAGE_FORMATS.items()}
         self.long_paragraphs = long_article_words(60_000)
+        self.bomb = gzip.compress(b"<html><body><p>" + b"a " * 1_500_000 + b"</p></body></html>")
         self.port = 0
 
     def route(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict[str, str], bytes]:
@@ -140,11 +144,12 @@ class Web:
             return 301, {"Location": f"/hops/{n - 1}" if n > 1 else "/article/after-hops"}, b""
         if path == "/loop":
             return 302, {"Location": "/loop"}, b""
-        if path == "/slow":
-            time.sleep(self.slow_s)
+        if path == "/slow":  # after `delay`
             return 200, html, article_html("Slow", PARAGRAPHS).encode()
         if path == "/big":
             return 200, html, b"<html><body>" + b"<p>word </p>" * (self.big_bytes // 12) + b"</body></html>"
+        if path == "/bomb":  # 3 KB on the wire, 3 MB once decompressed
+            return 200, {**html, "Content-Encoding": "gzip"}, self.bomb
         if path.endswith((".sh", ".php")):  # a hostile name serving real image bytes
             return 200, {"Content-Type": "application/octet-stream"}, self.images["png"]
         if path.startswith("/img/"):
@@ -156,6 +161,15 @@ class Web:
             return 200, {"Content-Type": content_type}, b"<html><body>not an image</body></html>"
         return 404, html, b"<html><body>not found</body></html>"
 
+    def delay(self, path: str) -> float:
+        """Seconds to wait before answering: the injected latency, plus `slow_s` for /slow."""
+        return self.latency_s + (self.slow_s if path == "/slow" else 0.0)
+
+    def count(self, path: str, host: str) -> None:
+        with self._lock:
+            self.requests[path] += 1
+            self.hosts[host.split(":")[0]] += 1
+
     def handler(self) -> type[BaseHTTPRequestHandler]:
         web = self
 
@@ -165,11 +179,9 @@ class Web:
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
-                with web._lock:
-                    web.requests[parts.path] += 1
-                    web.hosts[(self.headers.get("Host") or "").split(":")[0]] += 1
-                if web.latency_s:
-                    time.sleep(web.latency_s)
+                web.count(parts.path, self.headers.get("Host") or "")
+                if web.delay(parts.path):
+                    time.sleep(web.delay(parts.path))
                 status, headers, body = web.route(parts.path, parse_qs(parts.query))
                 try:
                     self.send_response(status)
@@ -215,3 +227,64 @@ def serve(web: Web | None = None, host: str = "127.0.0.1") -> Iterator[Web]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def _answer(web: Web, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """HTTP/1.1 with keep-alive, enough for GET requests from httpx."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            target = lines[0].split(" ")[1]
+            host = next(
+                (v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:]) if k.lower() == "host"), ""
+            )
+            parts = urlsplit(target)
+            web.count(parts.path, host)
+            if web.delay(parts.path):
+                await asyncio.sleep(web.delay(parts.path))
+            status, headers, body = web.route(parts.path, parse_qs(parts.query))
+            reason = HTTPStatus(status).phrase
+            header_lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(
+                f"HTTP/1.1 {status} {reason}\r\n{header_lines}Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, IndexError):
+        pass
+    finally:
+        writer.close()
+
+
+@contextmanager
+def serve_async(web: Web | None = None, host: str = "127.0.0.1") -> Iterator[Web]:
+    """The same web on an asyncio server in a background thread: thousands of concurrent slow responses
+    cost no threads (the benchmark's injected latency), where `serve` spends a thread on each."""
+    web = web or Web()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    servers: list[asyncio.Server] = []
+
+    async def start() -> None:
+        server = await asyncio.start_server(
+            lambda r, w: _answer(web, r, w), host, 0, backlog=1024, limit=1 << 16
+        )
+        servers.append(server)
+        web.port = server.sockets[0].getsockname()[1]
+        started.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait(10)
+    try:
+        yield web
+    finally:
+        loop.call_soon_threadsafe(servers[0].close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
