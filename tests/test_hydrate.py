@@ -318,5 +318,18 @@ def test_hydrated_references_pickle_and_cap(tmp_path: Path) -> None:
     assert found[url] == " ".join(stored.split()[:12]) + " …"
     assert "Attention is the rarest" in found[url]
     clone = pickle.loads(pickle.dumps(refs))
-    assert clone._ok is None and clone.lookup([url]) == {url: found[url]}
+    assert clone.lookup([url]) == {url: found[url]}
     assert HydratedReferences(config.dir, max_words=0).lookup([url]) == {}
+
+
+def test_a_failed_fetch_leaves_no_text_behind(tmp_path: Path) -> None:
+    """A text written by a run that crashed before its record is dropped when the URL then fails."""
+    with serve() as web:
+        url = f"http://blog.test:{web.port}/status/404"
+        config = hydrate_config(tmp_path / "h")
+        path = ArticleCache(config.dir).text_path(url_key(url))
+        path.parent.mkdir(parents=True)
+        path.write_text("left by a crashed run")
+        run = hydrate_urls([url], config)
+    assert run.failures == {"http_404": 1}
+    assert not path.exists() and HydratedReferences(config.dir).lookup([url]) == {}

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
-from datasets import load_dataset
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -213,11 +213,13 @@ def test_cli_hydrate_then_build_puts_articles_in_chatml(store: Store, web: Web, 
     config = DatasetsConfig(out=out, quality_chunk=1, split_ratios={"train": 1.0}, workers=1)
     build(store, config, only=["chatml-two-party"], references=references, reference_stats=reference_stats)
 
-    rows = [row for split in load_dataset(str(out / "chatml-two-party")).values() for row in split]
+    # Parquet read directly: load_dataset's cache can answer for an earlier folder at the same path
+    shards = sorted((out / "chatml-two-party").rglob("*.parquet"))
+    rows = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
     contents = [m["content"] for row in rows for m in row["messages"]]
     article = f"http://blog.test:{web.port}/article/attention"
     with_ref = [c for c in contents if f'<ref url="{article}">' in c]
-    assert with_ref, contents
+    assert with_ref, (article, contents)
     inner = with_ref[0].split(f'<ref url="{article}">', 1)[1].split("</ref>", 1)[0]
     assert inner.endswith(" …") and len(inner.split(" ")) == 9 and "Attention" in inner
     assert any("here are my notes [image]" in c for c in contents)  # images stay placeholders

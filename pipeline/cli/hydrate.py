@@ -42,10 +42,10 @@ def _existing_store() -> Store:
     return store
 
 
-def _failures(title: str, failures: Counter[str]) -> None:
+def _failures(title: str, failures: Counter[str], note: str) -> None:
     if not failures:
         return
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, caption=note, title_justify="left", caption_justify="left")
     table.add_column("reason")
     table.add_column("count", justify="right")
     for reason, n in failures.most_common():
@@ -89,7 +89,7 @@ def hydrate_urls(
         table.add_row("left for the next run (--limit)", f"{run.remaining:,}")
     table.add_row("time", f"{run.seconds:.1f} s ({run.fetched / max(run.seconds, 1e-9):,.1f} URLs/s)")
     stdout.print(table)
-    _failures("failed URLs by reason (recorded; --retry-failed to try again)", run.failures)
+    _failures("failed URLs", run.failures, "recorded; --retry-failed tries them again")
 
 
 @hydrate_app.command("images")
@@ -126,7 +126,7 @@ def hydrate_images(
     table.add_row("time", f"{run.seconds:.1f} s ({run.fetched / max(run.seconds, 1e-9):,.1f} images/s)")
     table.add_row("metadata", str(folder / "metadata.parquet"))
     stdout.print(table)
-    _failures("failed images by reason (the tweets keep their text)", run.failures)
+    _failures("failed images", run.failures, "recorded; the tweets keep their text")
 
 
 @hydrate_app.command("stats")

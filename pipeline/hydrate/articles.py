@@ -65,7 +65,7 @@ def plan_urls(
 ) -> tuple[list[str], UrlRun, list[tuple[str, str]]]:
     """Which normalized URLs to fetch; also the invalid ones (raw URL, reason) to record."""
     run = UrlRun()
-    records = cache.records()
+    outcomes = cache.outcomes()
     todo: dict[str, None] = {}
     invalid: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -75,7 +75,7 @@ def plan_urls(
             url = normalize_url(raw)
         except ValueError as exc:
             unusable += 1
-            if url_key(raw) in records:
+            if url_key(raw) in outcomes:
                 run.cached += 1
             else:
                 invalid.append((raw, str(exc)))
@@ -87,9 +87,8 @@ def plan_urls(
             run.skipped["link to X"] += 1
             continue
         key = url_key(url)
-        record = records.get(key)
-        if record is not None:
-            ok = record.get("reason") is None
+        if key in outcomes:
+            ok = outcomes[key] is None
             if (ok and cache.has_text(key)) or (not ok and not retry_failed):
                 run.cached += 1
                 continue
@@ -213,6 +212,8 @@ async def _fetch_all(
                 else:
                     extra.update(reason="no_text", detail="no main text found")
         record = _record(url, result, **extra)
+        if record["reason"] is not None:  # a retried URL that fails now has no text any more
+            cache.text_path(record["key"]).unlink(missing_ok=True)
         records.append(record)
         if record["reason"] is None:
             run.ok += 1

@@ -5,7 +5,9 @@
     <root>/articles/texts/ab/abcd….txt     the extracted text (UTF-8), for records with reason null
 
 A URL with a record is never fetched again (a re-run resumes with the rest), unless asked to retry
-failures. `HydratedReferences` serves the texts to the dataset builder.
+failures. A text file exists exactly when the URL's latest record is a success (a failure removes
+an older file), so the file system is the lookup index: `HydratedReferences` serves the dataset
+builder with one `open` per linked URL and loads nothing up front.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.hydrate.fetch import normalize_url
-from pipeline.hydrate.records import read_records
+from pipeline.hydrate.records import iter_records, read_records
 
 ARTICLES = "articles"
 RECORDS = "records.jsonl"
@@ -35,8 +37,17 @@ class ArticleCache:
         return self.folder / "texts" / key[:2] / f"{key}.txt"
 
     def records(self) -> dict[str, dict[str, Any]]:
-        """key -> latest record."""
+        """key -> latest record (whole records: for tests and small caches)."""
         return read_records(self.records_path, "key")
+
+    def outcomes(self) -> dict[str, str | None]:
+        """key -> failure reason of the latest record (None: extracted), streamed: ~100 bytes per URL."""
+        latest: dict[str, str | None] = {}
+        for record in iter_records(self.records_path):
+            key = record.get("key")
+            if isinstance(key, str):
+                latest[key] = record.get("reason")
+        return latest
 
     def has_text(self, key: str) -> bool:
         """The text of an extracted record is there (a power cut can lose a file its record names)."""
@@ -60,35 +71,21 @@ def neutralize(text: str) -> str:
 class HydratedReferences:
     """Article text for expanded URLs, cut to `max_words` words per message.
 
-    Pickled into the builder's worker processes, so it holds only paths and numbers; each process
-    loads the set of extracted keys once, on first use, and reads texts per lookup."""
+    Pickled into the builder's worker processes, so it holds only a path and a number."""
 
     def __init__(self, root: Path, max_words: int = 200):
         self.root = Path(root)
         self.max_words = max_words
-        self._ok: frozenset[str] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "max_words": self.max_words, "_ok": None}
-
-    def _extracted(self) -> frozenset[str]:
-        if self._ok is None:
-            records = ArticleCache(self.root).records()
-            self._ok = frozenset(k for k, r in records.items() if r.get("reason") is None)
-        return self._ok
 
     def lookup(self, urls: Sequence[str]) -> dict[str, str]:
         if self.max_words <= 0:
             return {}
         cache = ArticleCache(self.root)
-        extracted = self._extracted()
         found: dict[str, str] = {}
         for url in urls:
             try:
                 key = url_key(normalize_url(url))
             except ValueError:
-                continue
-            if key not in extracted:
                 continue
             text = cache.read_text(key)
             if text:

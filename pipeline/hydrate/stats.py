@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from pipeline.hydrate.cache import ArticleCache
 from pipeline.hydrate.images import RECORDS, images_folder
-from pipeline.hydrate.records import read_records
+from pipeline.hydrate.records import iter_records
 
 
 class HydrationStats(BaseModel):
@@ -62,7 +62,7 @@ class HydrationStats(BaseModel):
 def hydration_stats(root: Path) -> HydrationStats:
     stats = HydrationStats()
     url_failures: Counter[str] = Counter()
-    for record in ArticleCache(root).records().values():
+    for record in _latest(ArticleCache(root).records_path, ("reason", "bytes", "words", "truncated")):
         stats.urls_total += 1
         stats.url_bytes += record.get("bytes") or 0
         if record.get("reason") is None:
@@ -72,7 +72,7 @@ def hydration_stats(root: Path) -> HydrationStats:
         else:
             url_failures[str(record["reason"])] += 1
     image_failures: Counter[str] = Counter()
-    for record in read_records(images_folder(root) / RECORDS, "key").values():
+    for record in _latest(images_folder(root) / RECORDS, ("reason", "bytes")):
         stats.images_total += 1
         if record.get("reason") is None:
             stats.images_ok += 1
@@ -82,3 +82,12 @@ def hydration_stats(root: Path) -> HydrationStats:
     stats.url_failures = dict(url_failures)
     stats.image_failures = dict(image_failures)
     return stats
+
+
+def _latest(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The latest record per key, keeping only `fields` (a record log can hold millions of lines)."""
+    latest: dict[Any, dict[str, Any]] = {}
+    for record in iter_records(path):
+        key = record.get("key")
+        latest[tuple(key) if isinstance(key, list) else key] = {f: record.get(f) for f in fields}
+    return list(latest.values())
