@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import pickle
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ from pipeline.config import HydrateConfig
 from pipeline.hydrate.articles import hydrate_urls
 from pipeline.hydrate.cache import ArticleCache, HydratedReferences, url_key
 from pipeline.hydrate.extract import cap_words
-from pipeline.hydrate.fetch import normalize_url
+from pipeline.hydrate.fetch import Fetcher, FetchResult, normalize_url
 from pipeline.hydrate.guard import AddressPolicy, BlockedAddress, Guard, is_public
 from pipeline.hydrate.records import RecordLog, read_records
-from tests.support.web import PARAGRAPHS, Web, serve
+from tests.support.web import PARAGRAPHS, Web, self_signed, serve
 
 pytestmark = pytest.mark.network_loopback
 
@@ -291,6 +292,26 @@ def test_per_host_politeness(tmp_path: Path) -> None:
         run = hydrate_urls(urls, config)
     # one at a time per host: two hosts of four 0.2 s requests take about 0.8 s, not 0.2 s
     assert run.ok == 8 and run.seconds >= 0.75
+
+
+def test_https_keeps_the_host_name_for_sni_and_certificates(tmp_path: Path) -> None:
+    """The connection goes to the pinned IP, yet TLS verifies the URL's host name and HTTP sends it."""
+    pytest.importorskip("cryptography")
+    cert, key = self_signed(tmp_path, "secure.test")
+    with serve(tls=(cert, key)) as web:
+        config = hydrate_config(tmp_path / "h", hosts={"secure.test": "127.0.0.1", "other.test": "127.0.0.1"})
+        trusted = ssl.create_default_context(cafile=str(cert))
+
+        async def fetch(url: str) -> FetchResult:
+            async with Fetcher(config, verify=trusted) as fetcher:
+                return await fetcher.fetch(url, lambda ctype: ctype == "text/html", 1_000_000)
+
+        good = asyncio.run(fetch(f"https://secure.test:{web.port}/article/tls"))
+        assert good.ok and good.body is not None and b"This is article tls" in good.body
+        assert web.hosts["secure.test"] == 1
+        wrong = asyncio.run(fetch(f"https://other.test:{web.port}/article/other"))  # same IP, other name
+        assert wrong.reason == "connect" and "certificate" in wrong.detail.lower()
+        assert web.requests["/article/other"] == 0
 
 
 def test_record_log_skips_a_corrupt_line(tmp_path: Path) -> None:

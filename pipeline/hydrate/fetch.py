@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -104,8 +105,11 @@ Accept = Callable[[str], bool]
 class Fetcher:
     """`async with Fetcher(config) as f: await f.fetch(url, accept, max_bytes)`; never raises for a URL."""
 
-    def __init__(self, config: HydrateConfig, resolver: Resolver | None = None):
+    def __init__(
+        self, config: HydrateConfig, resolver: Resolver | None = None, verify: ssl.SSLContext | bool = True
+    ):
         self.config = config
+        self.verify = verify  # certificate checks: the system's CAs, or a test CA's context
         self.guard = Guard(AddressPolicy(config.allow_networks), config.hosts, resolver or system_resolver)
         self.gate = HostGate(config.per_host, config.host_interval_s)
         self._client: httpx.AsyncClient | None = None
@@ -119,7 +123,7 @@ class Fetcher:
             keepalive_expiry=5.0,
         )
         self._client = httpx.AsyncClient(
-            transport=PinnedTransport(self.guard, limits),
+            transport=PinnedTransport(self.guard, limits, self.verify),
             timeout=httpx.Timeout(
                 connect=self.config.connect_timeout_s,
                 read=self.config.read_timeout_s,
