@@ -108,6 +108,14 @@ def test_default_config_has_the_guard_on() -> None:
 def test_normalize_url() -> None:
     assert normalize_url("HTTP://Blog.Example:80/a?utm_source=x&id=3#frag") == "http://blog.example/a?id=3"
     assert normalize_url("https://blog.example") == "https://blog.example/"
+    assert (
+        normalize_url("https://blog.example/s?q=a+b&flag&x=%2F") == "https://blog.example/s?q=a+b&flag&x=%2F"
+    )
+    assert normalize_url("https://blog.example/s?utm_medium=x") == "https://blog.example/s"
+    assert (
+        normalize_url("https://blog.example/a%2Fb?utm_source=1&k=%2F") == "https://blog.example/a%2Fb?k=%2F"
+    )
+    assert normalize_url("https://blog.example?q=1") == "https://blog.example/?q=1"
     for bad in ("ftp://x/y", "javascript:alert(1)", "file:///etc/passwd", "http://", "not a url"):
         with pytest.raises(ValueError):
             normalize_url(bad)

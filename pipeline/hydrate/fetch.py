@@ -44,11 +44,12 @@ def normalize_url(raw: str) -> str:
         raise ValueError(f"invalid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"not an http(s) URL: {raw[:200]!r}")
-    params = [
-        (k, v) for k, v in url.params.multi_items() if not (k.startswith("utm_") or k in TRACKING_PARAMS)
-    ]
-    url = url.copy_with(fragment=None, path=url.path or "/")
-    url = url.copy_with(query=None) if not params else url.copy_with(params=params)
+    # raw_path is what goes on the wire ("/" for an empty path): setting it gives both spellings one key
+    url = url.copy_with(fragment=None, raw_path=url.raw_path)
+    items = url.params.multi_items()
+    kept = [(k, v) for k, v in items if not (k.startswith("utm_") or k in TRACKING_PARAMS)]
+    if len(kept) != len(items):  # rebuilt only when something goes: a query is otherwise kept verbatim
+        url = url.copy_with(params=kept) if kept else url.copy_with(query=None)
     return str(url)
 
 
