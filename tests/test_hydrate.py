@@ -7,6 +7,7 @@ import ipaddress
 import pickle
 import re
 import ssl
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ import pytest
 from pipeline.config import HydrateConfig
 from pipeline.hydrate.articles import hydrate_urls
 from pipeline.hydrate.cache import ArticleCache, HydratedReferences, url_key
-from pipeline.hydrate.extract import cap_words
+from pipeline.hydrate.extract import Extractor, cap_words
 from pipeline.hydrate.fetch import Fetcher, FetchResult, normalize_url
 from pipeline.hydrate.guard import AddressPolicy, BlockedAddress, Guard, is_public
 from pipeline.hydrate.records import RecordLog, read_records
-from tests.support.web import PARAGRAPHS, Web, self_signed, serve
+from tests.support.web import PARAGRAPHS, Web, extract_or_die, self_signed, serve
 
 pytestmark = pytest.mark.network_loopback
 
@@ -320,6 +321,23 @@ def test_https_keeps_the_host_name_for_sni_and_certificates(tmp_path: Path) -> N
         wrong = asyncio.run(fetch(f"https://other.test:{web.port}/article/other"))  # same IP, other name
         assert wrong.reason == "connect" and "certificate" in wrong.detail.lower()
         assert web.requests["/article/other"] == 0
+
+
+def test_a_crashing_extraction_worker_costs_only_its_page() -> None:
+    extractor = Extractor(1, task=extract_or_die)
+
+    async def run() -> list[Any]:
+        pages = [b"one two", b"CRASH here", b"three four five"]
+        return await asyncio.gather(*(extractor(page) for page in pages), return_exceptions=True)
+
+    try:
+        first = asyncio.run(run())
+        assert first[0] == (2, False) and first[2] == (3, False)
+        assert isinstance(first[1], BrokenProcessPool)
+        assert extractor.restarts == 1  # the retries ran alone, so the new pool was never broken
+        assert asyncio.run(extractor(b"after the crash")) == (3, False)  # a fresh pool serves the rest
+    finally:
+        extractor.close()
 
 
 def test_record_log_skips_a_corrupt_line(tmp_path: Path) -> None:

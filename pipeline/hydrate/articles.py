@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import httpx
 
 from pipeline.config import HydrateConfig
 from pipeline.hydrate.cache import ArticleCache, url_key
-from pipeline.hydrate.extract import ARTICLE_TYPES, extract_to_file, extraction_pool
+from pipeline.hydrate.extract import ARTICLE_TYPES, Extractor
 from pipeline.hydrate.fetch import Fetcher, FetchResult, interleave_by_host, normalize_url, run_all
 from pipeline.hydrate.guard import Resolver
 from pipeline.hydrate.records import RecordLog
@@ -156,8 +157,7 @@ def _hydrate_urls(
         todo = todo[:limit]
     if on_planned:
         on_planned(len(todo))
-    own_pool = executor is None and bool(todo)
-    pool = extraction_pool(config.extract_workers) if own_pool else executor
+    extractor = Extractor(config.extract_workers, executor)
     try:
         with RecordLog(cache.records_path, config.commit_every_s) as records:
             for raw, reason in invalid:
@@ -165,10 +165,11 @@ def _hydrate_urls(
                 records.append(
                     {"key": url_key(raw), "url": raw[:2000], "reason": "invalid_url", "detail": reason}
                 )
-            asyncio.run(_fetch_all(todo, config, cache, records, run, pool, resolver, on_done))
+            asyncio.run(_fetch_all(todo, config, cache, records, run, extractor, resolver, on_done))
     finally:
-        if own_pool and pool is not None:
-            pool.shutdown(cancel_futures=True)
+        extractor.close()
+    if extractor.restarts:
+        log.warning("an extraction worker died %d time(s); the pool was restarted", extractor.restarts)
     return run
 
 
@@ -178,11 +179,10 @@ async def _fetch_all(
     cache: ArticleCache,
     records: RecordLog,
     run: UrlRun,
-    pool: Executor | None,
+    extractor: Extractor,
     resolver: Resolver | None,
     on_done: Callable[[dict[str, Any]], None] | None,
 ) -> None:
-    loop = asyncio.get_running_loop()
 
     async def one(url: str) -> None:
         result = await fetcher.fetch(url, lambda ctype: ctype in ARTICLE_TYPES, config.max_bytes)
@@ -199,10 +199,9 @@ async def _fetch_all(
                 cache.text_path(key),
             )
             try:
-                if pool is None:
-                    words, truncated = await asyncio.to_thread(extract_to_file, *args)
-                else:
-                    words, truncated = await loop.run_in_executor(pool, extract_to_file, *args)
+                words, truncated = await extractor(*args)
+            except BrokenProcessPool:
+                extra.update(reason="extract_error", detail="the extraction worker crashed on this page")
             except Exception as exc:  # a page that breaks the parser is one failed URL
                 log.warning("extraction failed for %s: %r", url, exc)
                 extra.update(reason="extract_error", detail=f"{type(exc).__name__}: {exc}"[:300])

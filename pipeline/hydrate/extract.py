@@ -3,12 +3,16 @@ or executed: trafilatura reads the tree with lxml and drops scripts, styles, nav
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 TEXT_TYPES = frozenset({"text/plain"})
@@ -73,10 +77,8 @@ def extract_to_file(
     return words, truncated
 
 
-def extraction_pool(workers: int) -> Executor | None:
-    """Processes for extraction (parsing is the CPU-bound part of hydration); None runs it in a thread."""
-    if workers < 0:
-        return None
+def extraction_pool(workers: int) -> Executor:
+    """Processes for extraction (parsing is the CPU-bound part of hydration); 0 = one per core."""
     from pipeline.cpu import default_workers
 
     return ProcessPoolExecutor(
@@ -84,6 +86,56 @@ def extraction_pool(workers: int) -> Executor | None:
         mp_context=get_context("spawn"),
         initializer=_warm_up,
     )
+
+
+class Extractor:
+    """Runs `task` (default `extract_to_file`) in worker processes, or in a thread when `workers` < 0.
+
+    A worker that dies (a parser crash on a hostile page) breaks the whole pool and every task in
+    flight with it. The pool is started again for what follows, and each task caught in the break
+    is tried once more on its own, in a one-off process, one at a time: innocent pages succeed, and
+    only the page that crashes alone fails (BrokenProcessPool)."""
+
+    def __init__(
+        self,
+        workers: int,
+        executor: Executor | None = None,
+        task: Callable[..., tuple[int, bool]] = extract_to_file,
+    ):
+        self.workers = workers
+        self.task = task
+        self.restarts = 0
+        self._given = executor
+        self._pool = executor
+        self._alone: asyncio.Lock | None = None
+
+    async def __call__(self, *args: Any) -> tuple[int, bool]:
+        if self.workers < 0 and self._given is None:
+            return await asyncio.to_thread(self.task, *args)
+        if self._pool is None:
+            self._pool = extraction_pool(max(self.workers, 0))
+        pool = self._pool
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, self.task, *args)
+        except BrokenProcessPool:
+            if self._pool is pool:  # the first task to notice replaces the pool
+                self.restarts += 1
+                self._pool = None
+                if pool is not self._given:
+                    pool.shutdown(wait=False, cancel_futures=True)
+        self._alone = self._alone or asyncio.Lock()
+        async with self._alone:
+            one_off = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            try:
+                return await loop.run_in_executor(one_off, self.task, *args)
+            finally:
+                one_off.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None and self._pool is not self._given:
+            self._pool.shutdown(cancel_futures=True)
+        self._pool = None
 
 
 def _warm_up() -> None:

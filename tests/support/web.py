@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import os
 import ssl
 import threading
 import time
@@ -331,3 +332,10 @@ def serve_async(web: Web | None = None, host: str = "127.0.0.1") -> Iterator[Web
         loop.call_soon_threadsafe(servers[0].close)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def extract_or_die(body: bytes, *args: object) -> tuple[int, bool]:
+    """An extraction task whose worker process dies on a page containing CRASH (a parser crash)."""
+    if b"CRASH" in body:
+        os._exit(1)
+    return len(body.split()), False
