@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -50,19 +52,22 @@ def client(port: int, concurrency: int, n: int, folder: Path) -> dict[str, Any]:
         extract_workers=0,
     )
     pool = extraction_pool(0)
-    assert pool is not None
     for future in [pool.submit(_warm_up) for _ in range(4)]:
         future.result()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     try:
         run = hydrate_urls(urls, config, executor=pool)
+        after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         pool.shutdown()
+    client_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return {
         "urls": n,
         "ok": run.ok,
         "failures": dict(run.failures),
         "seconds": run.seconds,
         "words": run.words,
+        "client_cpu_ms_per_url": round(1000 * client_s / n, 2),
     }
 
 
@@ -101,12 +106,15 @@ def main() -> None:
                 "ideal_urls_per_s": round(ideal, 2),
                 "ratio_to_ideal": round(rate / ideal, 3),
                 "peak_rss_mb": round(rss / 2**20),
+                # the machine is shared: a busy neighbour takes the CPU this rate depends on at high concurrency
+                "load_average_1m": round(os.getloadavg()[0], 2),
             }
             rows.append(row)
             print(
                 f"latency {args.latency:.2f} s, concurrency {concurrency:>3}: {n:>4} URLs ({result['ok']} ok) "
                 f"in {result['seconds']:.2f} s = {rate:7.1f} URLs/s; ideal {ideal:7.1f}; "
-                f"ratio {rate / ideal:.1%}; peak RSS {rss / 2**20:,.0f} MB",
+                f"ratio {rate / ideal:.1%}; peak RSS {rss / 2**20:,.0f} MB; load average {os.getloadavg()[0]:.1f}; "
+                f"client CPU per URL {result['client_cpu_ms_per_url']} ms",
                 flush=True,
             )
     finally:
