@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from pipeline.datasets.prefs import PairConfig
 from pipeline.scoring import QualityWeights
+from pipeline.train.config import TrainConfig
 
 # The Community Archive's documented public anon key (a PostgREST "anon" role token,
 # published in its API docs); it is not a user's secret. Override it in config if it rotates.
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     community_archive: CommunityArchiveConfig = CommunityArchiveConfig()
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
+    train: TrainConfig = TrainConfig()
 
     @classmethod
     def settings_customise_sources(
