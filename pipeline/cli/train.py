@@ -11,6 +11,9 @@ from rich.table import Table
 from pipeline.cli.app import app, state, user_errors
 from pipeline.progress import stdout
 from pipeline.train.config import (
+    DPORunConfig,
+    RewardRunConfig,
+    RLRunConfig,
     RunConfig,
     SFTRunConfig,
     ViralConfig,
@@ -209,3 +212,116 @@ def eval_command(
     table.add_row("perplexity", f"{result.perplexity:.2f}")
     table.add_row("generations", f"{len(result.generations)} -> {result.path or '(not saved)'}")
     stdout.print(table)
+
+
+@train_app.command("dpo")
+@user_errors
+def train_dpo(
+    data: Annotated[Path, typer.Option(help="preference dataset folder")] = Path("out/datasets/prefs"),
+    adapter: Annotated[Path | None, typer.Option(help="SFT adapter to start from")] = None,
+    beta: Annotated[float | None, typer.Option(help="DPO beta")] = None,
+    base: Base = None,
+    out: Out = None,
+    max_steps: MaxSteps = None,
+    epochs: Epochs = None,
+    lr: LR = None,
+    batch_size: Batch = None,
+    max_length: MaxLen = None,
+    lora_r: LoraR = None,
+    report_to: ReportTo = None,
+    max_examples: MaxExamples = None,
+    fresh: Fresh = False,
+) -> None:
+    """DPO on the preference pairs, on top of an SFT adapter (its base unless --base) or the base."""
+    from pipeline.train.common import adapter_base
+    from pipeline.train.dpo import train_dpo as run
+
+    if adapter is not None and base is None:
+        base = adapter_base(adapter)
+    config = _config(
+        DPORunConfig, "dpo", None, data=data, adapter=adapter, beta=beta, base=base, out=out, max_steps=max_steps,
+        epochs=epochs, learning_rate=lr, batch_size=batch_size, max_length=max_length, lora_r=lora_r,
+        report_to=report_to, max_examples=max_examples, fresh=fresh,
+    )  # fmt: skip
+    result = run(config)
+    _print_run("dpo", result.out, result.metrics)
+
+
+@train_app.command("reward")
+@user_errors
+def train_reward(
+    data: Annotated[Path, typer.Option(help="preference dataset folder")] = Path("out/datasets/prefs"),
+    base: Base = None,
+    out: Out = None,
+    max_steps: MaxSteps = None,
+    epochs: Epochs = None,
+    lr: LR = None,
+    batch_size: Batch = None,
+    max_length: MaxLen = None,
+    lora_r: LoraR = None,
+    report_to: ReportTo = None,
+    max_examples: MaxExamples = None,
+    fresh: Fresh = False,
+) -> None:
+    """A reward model (one score) on the preference pairs, for `train rl --reward reward-model`."""
+    from pipeline.train.reward import train_reward as run
+
+    config = _config(
+        RewardRunConfig, "reward", None, data=data, base=base, out=out, max_steps=max_steps, epochs=epochs,
+        learning_rate=lr, batch_size=batch_size, max_length=max_length, lora_r=lora_r, report_to=report_to,
+        max_examples=max_examples, fresh=fresh,
+    )  # fmt: skip
+    result = run(config)
+    _print_run("reward model", result.out, result.metrics)
+
+
+@train_app.command("rl")
+@user_errors
+def train_rl(
+    prompts: Annotated[
+        Path, typer.Option(help="rows with prompt (and output, engagement): JSONL, Parquet or a folder")
+    ],
+    reward: Annotated[
+        str, typer.Option(help="comma list: engagement-model, reward-model, format, length")
+    ] = "engagement-model,format,length",
+    algorithm: Annotated[str, typer.Option(help="grpo or rloo")] = "grpo",
+    reward_model: Annotated[Path | None, typer.Option(help="folder from `personas train reward`")] = None,
+    engagement_model: Annotated[
+        Path | None, typer.Option(help="engagement.json (else fit on the rows)")
+    ] = None,
+    digests: Annotated[
+        Path | None, typer.Option(help="a build's scores/digests.json to normalize engagement")
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="adapter to continue (e.g. the SFT or DPO run)")
+    ] = None,
+    num_generations: Annotated[int | None, typer.Option(help="completions per prompt")] = None,
+    max_completion_length: Annotated[int | None, typer.Option(help="tokens per completion")] = None,
+    base: Base = None,
+    out: Out = None,
+    max_steps: MaxSteps = None,
+    lr: LR = None,
+    batch_size: Batch = None,
+    lora_r: LoraR = None,
+    report_to: ReportTo = None,
+    max_examples: MaxExamples = None,
+    fresh: Fresh = False,
+) -> None:
+    """Online RL (GRPO/RLOO) with our rewards: reward model, engagement model, format and length."""
+    from pipeline.train.common import adapter_base
+    from pipeline.train.rl import train_rl as run
+
+    if adapter is not None and base is None:
+        base = adapter_base(adapter)
+    config = _config(
+        RLRunConfig, "rl", None, prompts=prompts, rewards=_csv(reward), algorithm=algorithm,
+        reward_model=reward_model, engagement_model=engagement_model, digests=digests, adapter=adapter,
+        num_generations=num_generations, max_completion_length=max_completion_length, base=base, out=out,
+        max_steps=max_steps, learning_rate=lr, batch_size=batch_size, lora_r=lora_r, report_to=report_to,
+        max_examples=max_examples, fresh=fresh,
+    )  # fmt: skip
+    result = run(config)
+    _print_run(f"rl ({config.algorithm})", result.out, result.metrics)
+    for key, value in result.metrics.items():
+        if key.startswith("rewards/") and key.endswith("/mean"):
+            stdout.print(f"{key}: {value:.4f}")
