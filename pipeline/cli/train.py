@@ -325,3 +325,29 @@ def train_rl(
     for key, value in result.metrics.items():
         if key.startswith("rewards/") and key.endswith("/mean"):
             stdout.print(f"{key}: {value:.4f}")
+
+
+@train_app.command("remote")
+@user_errors
+def train_remote(
+    data: Annotated[Path, typer.Option(help="ChatML dataset folder")] = Path(
+        "out/datasets/chatml-multi-party"
+    ),
+    split: Annotated[str, typer.Option(help="split uploaded")] = "train",
+    model: Annotated[str | None, typer.Option(help="Together base model (default from config)")] = None,
+    work_dir: Annotated[Path, typer.Option(help="where the JSONL and job.json go")] = Path("runs/remote"),
+    suffix: Annotated[str | None, typer.Option(help="suffix of the fine-tuned model's name")] = None,
+    wait: Annotated[bool, typer.Option(help="poll until the job ends")] = False,
+    max_examples: MaxExamples = None,
+) -> None:
+    """Fine-tune on Together.ai (no GPU needed): upload the JSONL, create the job, poll. Key: $TOGETHER_API_KEY."""
+    from pipeline.train.remote import submit
+
+    config = state.settings().train.remote
+    if model:
+        config = config.model_copy(update={"model": model})
+    job = submit(
+        config, data, split=split, work_dir=work_dir, wait=wait, suffix=suffix, max_examples=max_examples
+    )
+    stdout.print(f"fine-tune {job.id}: {job.status}" + (f" -> {job.output_name}" if job.output_name else ""))
+    stdout.print(f"record: {work_dir / 'job.json'}")
