@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from pipeline.datasets.prefs import PairConfig
+from pipeline.inference import InferenceConfig
 from pipeline.scoring import QualityWeights
 from pipeline.train.config import TrainConfig
 
@@ -102,6 +103,7 @@ class Settings(BaseSettings):
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
     train: TrainConfig = TrainConfig()
+    inference: InferenceConfig = InferenceConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -11,6 +11,7 @@ from rich.table import Table
 from pipeline.cli.app import app, state, user_errors
 from pipeline.progress import stdout
 from pipeline.train.config import (
+    DistillConfig,
     DPORunConfig,
     RewardRunConfig,
     RLRunConfig,
@@ -351,3 +352,45 @@ def train_remote(
     )
     stdout.print(f"fine-tune {job.id}: {job.status}" + (f" -> {job.output_name}" if job.output_name else ""))
     stdout.print(f"record: {work_dir / 'job.json'}")
+
+
+@train_app.command("distill")
+@user_errors
+def train_distill(
+    teachers: Annotated[
+        str, typer.Option(help="comma list of teacher model names on the inference endpoint")
+    ],
+    student: Annotated[str, typer.Option(help="student base model (hub name or folder)")],
+    prompts: Annotated[Path, typer.Option(help="ChatML dataset the prompts come from")] = Path(
+        "out/datasets/chatml-multi-party"
+    ),
+    max_prompts: Annotated[int, typer.Option(help="prompts used")] = 200,
+    samples: Annotated[int, typer.Option(help="replies per teacher and prompt")] = 1,
+    max_tokens: Annotated[int, typer.Option(help="tokens per teacher reply")] = 128,
+    temperature: Annotated[float, typer.Option(help="teacher sampling temperature")] = 0.8,
+    out: Out = None,
+    max_steps: MaxSteps = None,
+    epochs: Epochs = None,
+    lr: LR = None,
+    batch_size: Batch = None,
+    max_length: MaxLen = None,
+    lora_r: LoraR = None,
+    report_to: ReportTo = None,
+) -> None:
+    """Reverse distillation: teachers answer prompts through the inference endpoint; the student learns them."""
+    from pipeline.inference import ChatClient
+    from pipeline.train.distill import ClientGenerator
+    from pipeline.train.distill import train_distill as run
+
+    config = _config(
+        DistillConfig, "distill", None, teachers=_csv(teachers), base=student, prompts=prompts,
+        max_prompts=max_prompts, samples_per_prompt=samples, max_tokens=max_tokens, temperature=temperature,
+        out=out, max_steps=max_steps, epochs=epochs, learning_rate=lr, batch_size=batch_size,
+        max_length=max_length, lora_r=lora_r, report_to=report_to,
+    )  # fmt: skip
+    with ChatClient(state.settings().inference) as client:
+        generator = ClientGenerator(client, max_tokens=config.max_tokens, temperature=config.temperature)
+        data, result = run(config, generator)
+    per = ", ".join(f"{k} {v:,}" for k, v in data.per_teacher.items())
+    stdout.print(f"distilled {data.examples:,} replies ({per}) into {data.out}")
+    _print_run("distill (student sft)", result.out, result.metrics)
