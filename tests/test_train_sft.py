@@ -90,6 +90,7 @@ def test_sft_lora_save_reload_merge_export_eval(
     assert sorted(adapter_config["target_modules"]) == ["k_proj", "q_proj", "v_proj"]
     assert adapter_config["r"] == 4
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    assert not list(out.glob(".final-*")), "the final files were moved into place, nothing left beside"
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == [
         "checkpoint-2",
         "checkpoint-4",

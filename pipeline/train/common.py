@@ -11,14 +11,17 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pipeline.progress import make_progress
-from pipeline.store.atomic import atomic_write_bytes
+from pipeline.store.atomic import atomic_write_bytes, fsync_path
 from pipeline.train.config import LoraSettings, RunConfig
 
 if TYPE_CHECKING:
@@ -41,7 +44,9 @@ class TrainingError(ValueError):
 def load_split(path: Path | str, split: str, max_examples: int | None = None) -> Dataset:
     """One split of a dataset folder written by `personas build` (or any `load_dataset` folder/file)."""
     from datasets import load_dataset
+    from datasets.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # rich bars show the long steps; datasets' tqdm per map/filter is noise here
     path = Path(path)
     if not path.exists():
         siblings = sorted(p.name for p in path.parent.glob(f"{path.name}*") if p.is_dir())
@@ -296,6 +301,8 @@ def callbacks(config: RunConfig, show_progress: bool = True) -> list[TrainerCall
                 self.progress.update(self.task, completed=state.global_step, items=state.global_step)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if self.task is not None and logs and "loss" in logs:
+                self.progress.update(self.task, description=f"train (loss {logs['loss']:.4f})")
             record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **(logs or {})}
             with open(metrics_path, "ab") as handle:
                 handle.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
@@ -308,6 +315,9 @@ def callbacks(config: RunConfig, show_progress: bool = True) -> list[TrainerCall
 
 def run_trainer(trainer: Any, config: RunConfig) -> dict[str, Any]:
     """Train (resuming from the newest checkpoint when there is one); return the final metrics."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the rich bar shows the loss; metrics.jsonl keeps every log
     resume = latest_checkpoint(config)
     if resume:
         log.info("resuming from %s", resume)
@@ -342,3 +352,20 @@ def write_run(config: RunConfig, method: str, metrics: dict[str, Any], **extra: 
     path = Path(config.out) / "run.json"
     atomic_write_bytes(path, orjson.dumps(record, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
     return path
+
+
+def save_final(out: Path, save: Callable[[Path], object]) -> None:
+    """Write the final model/adapter beside, then move each file into `out`: a reader (a server
+    loading the run folder) sees the old files or the new ones, never a half-written one."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".final-{uuid.uuid4().hex[:8]}"
+    try:
+        save(tmp)
+        if tmp.is_dir():  # only the main process writes in a distributed run
+            for item in sorted(tmp.iterdir()):
+                if item.is_file():
+                    os.replace(item, out / item.name)
+            fsync_path(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

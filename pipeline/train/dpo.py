@@ -19,6 +19,7 @@ from pipeline.train.common import (
     optional_split,
     preference_dataset,
     run_trainer,
+    save_final,
     trl_args,
     write_run,
 )
@@ -53,12 +54,16 @@ def train_dpo(config: DPORunConfig, show_progress: bool = True) -> TrainResult:
         callbacks=callbacks(config, show_progress),
     )
     metrics = run_trainer(trainer, config)
-    if config.adapter is not None:  # without the frozen "ref" copy
-        model_out: Any = trainer.model
-        model_out.save_pretrained(str(config.out), selected_adapters=["default"])
-    else:
-        trainer.save_model(str(config.out))
-    tokenizer.save_pretrained(str(config.out))
+
+    def save(folder: Path) -> None:
+        if config.adapter is not None:  # without the frozen "ref" copy
+            model_out: Any = trainer.model
+            model_out.save_pretrained(str(folder), selected_adapters=["default"])
+        else:
+            trainer.save_model(str(folder))
+        tokenizer.save_pretrained(str(folder))
+
+    save_final(config.out, save)
     rewards = {
         k: v
         for k, v in (trainer.state.log_history[-2] if len(trainer.state.log_history) > 1 else {}).items()

@@ -20,6 +20,7 @@ from pipeline.train.common import (
     optional_split,
     preference_dataset,
     run_trainer,
+    save_final,
     torch_dtype,
     trl_args,
     write_run,
@@ -67,7 +68,11 @@ def train_reward(config: RewardRunConfig, show_progress: bool = True) -> TrainRe
     final: Any = trainer.model
     if hasattr(final, "merge_and_unload"):
         final = final.merge_and_unload()
-    final.save_pretrained(str(config.out))
-    tokenizer.save_pretrained(str(config.out))
+
+    def save(folder: Path) -> None:
+        final.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+
+    save_final(config.out, save)
     write_run(config, "reward", metrics)
     return TrainResult(Path(config.out), metrics)

@@ -36,6 +36,7 @@ from pipeline.train.common import (
     load_tokenizer,
     lora_config,
     run_trainer,
+    save_final,
     trl_args,
     write_run,
 )
@@ -268,8 +269,12 @@ def train_rl(config: RLRunConfig, show_progress: bool = True) -> TrainResult:
         callbacks=callbacks(config, show_progress),
     )
     metrics = run_trainer(trainer, config)
-    trainer.save_model(str(config.out))
-    tokenizer.save_pretrained(str(config.out))
+
+    def save(folder: Path) -> None:
+        trainer.save_model(str(folder))
+        tokenizer.save_pretrained(str(folder))
+
+    save_final(config.out, save)
     rewards = {
         k: v
         for entry in trainer.state.log_history

@@ -21,6 +21,7 @@ from pipeline.train.common import (
     lora_config,
     optional_split,
     run_trainer,
+    save_final,
     trl_args,
     write_run,
 )
@@ -72,8 +73,12 @@ def build_sft_trainer(
 
 def finish(trainer: Any, config: SFTRunConfig, method: str) -> TrainResult:
     metrics = run_trainer(trainer, config)
-    trainer.save_model(str(config.out))
-    trainer.processing_class.save_pretrained(str(config.out))
+
+    def save(folder: Path) -> None:
+        trainer.save_model(str(folder))
+        trainer.processing_class.save_pretrained(str(folder))
+
+    save_final(config.out, save)
     write_run(config, method, metrics)
     return TrainResult(Path(config.out), metrics)
 
