@@ -154,11 +154,27 @@ def train_viral(
     accounts: Annotated[str | None, typer.Option(help="comma list of handles (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="dataset folder to write")] = Path("out/datasets/viral"),
     min_chars: Annotated[int, typer.Option(help="shortest tweet kept")] = 20,
+    backtranslate: Annotated[
+        str | None, typer.Option(help="model on the inference endpoint that writes the instructions")
+    ] = None,
 ) -> None:
     """Build viral-tweet instruction data (with engagement weights) for `train sft --weighted engagement`."""
+    from pipeline.inference import ChatClient
+    from pipeline.train.common import ClientGenerator
     from pipeline.train.weighted import build_viral
 
-    summary = build_viral(ViralConfig(tweets=tweets, accounts=_csv(accounts), out=out, min_chars=min_chars))
+    config = ViralConfig(
+        tweets=tweets,
+        accounts=_csv(accounts),
+        out=out,
+        min_chars=min_chars,
+        backtranslate_model=backtranslate,
+    )
+    if backtranslate:
+        with ChatClient(state.settings().inference) as client:
+            summary = build_viral(config, ClientGenerator(client, max_tokens=64, temperature=0.7))
+    else:
+        summary = build_viral(config)
     rows = ", ".join(f"{k} {v:,}" for k, v in summary.rows.items())
     skipped = ", ".join(f"{k} {v:,}" for k, v in summary.skipped.items()) or "none"
     stdout.print(f"wrote {summary.out}: {rows}; skipped: {skipped}")

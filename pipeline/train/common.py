@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -32,6 +32,23 @@ log = logging.getLogger("pipeline.train")
 
 MESSAGE_KEYS = ("role", "content", "train")
 """What TRL needs of a ChatML message; the dataset's name/tweet_ids/created_at stay behind."""
+
+
+class Generator(Protocol):
+    """Text from a model for chat messages: the inference client behind `ClientGenerator`, or a test double."""
+
+    def generate(self, messages: list[dict[str, Any]], model: str) -> str: ...
+
+
+class ClientGenerator:
+    """A Generator over the inference client (`pipeline.inference.ChatClient.chat`)."""
+
+    def __init__(self, client: Any, **params: Any):
+        self.client = client
+        self.params = params
+
+    def generate(self, messages: list[dict[str, Any]], model: str) -> str:
+        return str(self.client.chat(messages, model=model, **self.params))
 
 
 class TrainingError(ValueError):

@@ -80,6 +80,9 @@ class ViralConfig(BaseModel):
         0.1, ge=0, description="smallest weight, so low-engagement tweets still count"
     )
     weight_power: float = Field(1.0, gt=0, description="weight = floor + (1 - floor) * quality ** power")
+    backtranslate_model: str | None = Field(
+        None, description="a model (on the inference endpoint) that writes each tweet's instruction"
+    )
     seed: int = 0
 
 

@@ -13,34 +13,21 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
 from pipeline.datasets.card import CardSpec
 from pipeline.datasets.writer import DatasetWriter
 from pipeline.progress import progress_task
-from pipeline.train.common import TrainingError, chat_dataset, load_split
+from pipeline.train.common import ClientGenerator, Generator, TrainingError, chat_dataset, load_split
 from pipeline.train.config import DistillConfig, SFTRunConfig
 from pipeline.train.evaluate import prompt_of
 from pipeline.train.sft import TrainResult, train_sft
 
 log = logging.getLogger("pipeline.train.distill")
 
-
-class Generator(Protocol):
-    def generate(self, messages: list[dict[str, Any]], model: str) -> str: ...
-
-
-class ClientGenerator:
-    """A Generator over the inference client (`ChatClient.chat`)."""
-
-    def __init__(self, client: Any, **params: Any):
-        self.client = client
-        self.params = params
-
-    def generate(self, messages: list[dict[str, Any]], model: str) -> str:
-        return str(self.client.chat(messages, model=model, **self.params))
+__all__ = ["ClientGenerator", "Generator", "build_distill_dataset", "train_distill"]
 
 
 DISTILL_SCHEMA = pa.schema(

@@ -28,7 +28,8 @@ import pyarrow as pa
 
 from pipeline.datasets.card import CardSpec
 from pipeline.datasets.writer import DatasetWriter
-from pipeline.train.common import TrainingError, load_split
+from pipeline.progress import progress_task
+from pipeline.train.common import Generator, TrainingError, load_split
 from pipeline.train.config import ViralConfig, WeightedSFTConfig
 from pipeline.train.sft import TrainResult, build_sft_trainer, finish
 
@@ -152,6 +153,7 @@ VIRAL_SCHEMA = pa.schema(
         pa.field("impressions", pa.int64()),
         pa.field("quality", pa.float64()),
         pa.field("weight", pa.float64()),
+        pa.field("instruction_source", pa.string()),
     ]
 )
 VIRAL_FIELDS = {
@@ -166,6 +168,7 @@ VIRAL_FIELDS = {
     "impressions": "impressions when known (null: the archive does not carry them)",
     "quality": "composite engagement percentile from `personas build` (streaming t-digests)",
     "weight": "loss weight from normalized engagement, mean 1",
+    "instruction_source": "`template`, or `backtranslated:<model>` when a model wrote the instruction",
 }
 
 
@@ -221,7 +224,9 @@ class ViralSummary:
     skipped: dict[str, int]
 
 
-def build_viral(config: ViralConfig) -> ViralSummary:
+def build_viral(
+    config: ViralConfig, instructor: Generator | None = None, show_progress: bool = True
+) -> ViralSummary:
     """Write the instruction/response dataset (with `weight`) from the `tweets` dataset of a build."""
     from datasets import load_dataset
 
@@ -278,12 +283,19 @@ def build_viral(config: ViralConfig) -> ViralSummary:
                     "replies": replies.get(tweet["tweet_id"], 0),
                     "impressions": None,
                     "quality": tweet["quality"],
+                    "instruction_source": "template",
                 }
             )
         rows_by_split[name] = rows
     everything = [row for rows in rows_by_split.values() for row in rows]
     if not everything:
         raise TrainingError(f"no top-level tweets of {sorted(wanted) or 'any account'} in {config.tweets}")
+    if config.backtranslate_model:
+        if instructor is None:
+            raise TrainingError(
+                "back-translation needs an inference client (personas train viral --backtranslate)"
+            )
+        backtranslate(everything, instructor, config.backtranslate_model, skipped, show_progress)
     quality = np.array(
         [np.nan if r["quality"] is None else r["quality"] for r in everything], dtype=np.float64
     )
@@ -308,6 +320,31 @@ def build_viral(config: ViralConfig) -> ViralSummary:
             )
         )
     return ViralSummary(Path(config.out), {k: len(v) for k, v in rows_by_split.items()}, dict(skipped))
+
+
+BACKTRANSLATE_PROMPT = (
+    "Here is a tweet. Write the one-sentence instruction someone would give to get exactly this tweet "
+    "written (its topic and style), and nothing else.\n\nTweet: {tweet}"
+)
+
+
+def backtranslate(
+    rows: list[dict[str, Any]], instructor: Generator, model: str, skipped: Counter[str], show_progress: bool
+) -> None:
+    """Replace template instructions with ones a model writes from the tweet (kept on an empty answer)."""
+    with progress_task("back-translate", len(rows), "tweets", show=show_progress) as bar:
+        for row in rows:
+            tweet = row["messages"][2]["content"]
+            written = instructor.generate(
+                [{"role": "user", "content": BACKTRANSLATE_PROMPT.format(tweet=tweet)}], model
+            )
+            written = written.strip()
+            if written:
+                row["messages"][1]["content"] = written
+                row["instruction_source"] = f"backtranslated:{model}"
+            else:
+                skipped["empty back-translation (template kept)"] += 1
+            bar.advance(1)
 
 
 def weighted_trainer_class() -> Any:
