@@ -300,3 +300,15 @@ def test_cli_train_sft_export_eval(tiny_model: Path, train_datasets: Path, tmp_p
     assert json.loads((tmp_path / "m" / "eval" / "test.json").read_text())["examples"] == 8
     result = runner.invoke(app, ["train", "sft", "--data", str(tmp_path / "absent"), *common])
     assert result.exit_code == 2 and "no dataset" in result.output
+
+
+def test_the_cli_and_data_pipeline_do_not_import_the_training_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipeline.cli, pipeline.datasets.build, pipeline.train.config, pipeline.train.presets; "
+        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

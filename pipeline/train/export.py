@@ -65,7 +65,7 @@ def export_model(
             model = AutoModelForCausalLM.from_pretrained(base_name, dtype=torch_dtype(precision))
             merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
             merged.save_pretrained(str(tmp))
-            serve = f"vllm serve {out} --served-model-name {out.name}"
+            serve = f"vllm serve {out.resolve()} --served-model-name {out.name}"
         else:
             problems = vllm_problems(adapter)
             if problems:
