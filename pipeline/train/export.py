@@ -75,7 +75,11 @@ def export_model(
                 shutil.copy2(adapter / name, tmp / name)
             rank = int(json.loads((adapter / "adapter_config.json").read_text()).get("r", 16))
             max_rank = min(r for r in VLLM_LORA_RANKS if r >= rank)
-            serve = f"vllm serve {base_name} --enable-lora --max-lora-rank {max_rank} --lora-modules {out.name}={out}"
+            served_base = Path(base_name).resolve() if Path(base_name).exists() else base_name
+            serve = (
+                f"vllm serve {served_base} --enable-lora --max-lora-rank {max_rank} "
+                f"--lora-modules {out.name}={out.resolve()}"
+            )
         tokenizer.save_pretrained(str(tmp))
         (tmp / "SERVE.md").write_text(f"# Serving\n\n```bash\n{serve}\n```\n")
         _replace_dir(tmp, out)
