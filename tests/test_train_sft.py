@@ -312,3 +312,27 @@ def test_the_cli_and_data_pipeline_do_not_import_the_training_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_packing_keeps_the_train_flag_mask(tiny_model: Path, train_datasets: Path, tmp_path: Path) -> None:
+    from pipeline.train.sft import build_sft_trainer
+
+    data = train_datasets / "chatml-multi-party"
+
+    def labelled(packing: bool) -> tuple[int, int]:
+        config = sft_config(
+            tiny_model,
+            data,
+            tmp_path / str(packing),
+            max_length=4096,
+            max_examples=24,
+            eval_split=None,
+            packing=packing,
+        )
+        prepared = build_sft_trainer(config, show_progress=False).train_dataset
+        return len(prepared), sum(int((np.array(row["labels"]) != -100).sum()) for row in prepared)
+
+    rows_plain, tokens_plain = labelled(False)
+    rows_packed, tokens_packed = labelled(True)
+    assert rows_packed < rows_plain, "packing put several examples in one row"
+    assert tokens_packed == tokens_plain > 0, "the same tokens are learned, packed or not"
