@@ -22,7 +22,9 @@ from pydantic_settings import (
 )
 
 from pipeline.datasets.prefs import PairConfig
+from pipeline.inference import InferenceConfig
 from pipeline.scoring import QualityWeights
+from pipeline.train.config import TrainConfig
 
 # The Community Archive's documented public anon key (a PostgREST "anon" role token,
 # published in its API docs); it is not a user's secret. Override it in config if it rotates.
@@ -140,6 +142,8 @@ class Settings(BaseSettings):
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
     hydrate: HydrateConfig = HydrateConfig()
+    train: TrainConfig = TrainConfig()
+    inference: InferenceConfig = InferenceConfig()
 
     @classmethod
     def settings_customise_sources(
