@@ -10,7 +10,7 @@ elizaos-knowledge-summary`, `quality: low`: names are LLM-written display names,
 is a paraphrase, and nothing here is ever mixed into the real-message dataset.
 
 `--repo-path` takes a local clone, or a git URL that is cloned (shallow) into a cache
-folder, or pulled there when already cloned. Everything read from it is untrusted data:
+folder, or updated there (fetch + reset) when already cloned. Everything read from it is untrusted data:
 files that do not parse are counted and skipped.
 """
 
@@ -66,7 +66,10 @@ def resolve_repo(repo: str, cache: Path) -> Path:
             raise KnowledgeError(f"{repo} is neither a folder nor a git URL")
         return path
     if (cache / ".git").is_dir():
-        _git("pull", "--ff-only", "--depth", "1", cwd=cache)
+        # the cache is ours and read-only: take upstream's newest commit as it is (a shallow history
+        # cannot fast-forward anyway)
+        _git("fetch", "--depth", "1", "origin", "HEAD", cwd=cache)
+        _git("reset", "--hard", "--quiet", "FETCH_HEAD", cwd=cache)
         return cache
     if cache.exists() and any(cache.iterdir()):
         raise KnowledgeError(f"{cache} exists and is not a clone; choose another --repo-cache")
