@@ -117,6 +117,7 @@ class DiscordConfig(BaseModel):
     )
     seed: int = 0
     llm_summary: bool = Field(False, description="add an LLM-written summary to profiles ([inference])")
+    workers: int = Field(0, ge=0, description="processes decoding export files; 0 = one per core")
 
 
 class InferenceConfig(BaseModel):

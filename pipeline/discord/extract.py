@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import DiscordConfig
-from pipeline.discord.filters import compile_blocklist, partition, target_reason
-from pipeline.discord.loaders import Corpus, Loader, LoadOptions, discover
+from pipeline.discord.filters import partition, target_reason
+from pipeline.discord.loaders import Corpus, LoadOptions
 from pipeline.discord.model import Channel, Message, User
-from pipeline.discord.privacy import Scrubber
+from pipeline.discord.prepare import Prepared, prepare
 from pipeline.discord.threads import Threading, thread_messages
 from pipeline.store.atomic import atomic_write_bytes
 
@@ -87,39 +88,30 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
 
 def load(
     paths: Iterable[Path], config: DiscordConfig, *, on_file: Callable[[Path, int], None] | None = None
-) -> tuple[Corpus, dict[str, str]]:
-    """Every export under `paths` into one corpus; {file: reason} for files that could not be read."""
-    loader = Loader(LoadOptions(max_skew_s=config.max_skew_s, max_message_chars=config.max_message_chars))
-    failed: dict[str, str] = {}
-    for path in discover(paths):
-        before = loader.corpus.report.messages_read
-        try:
-            loader.load_file(path)
-        except (ValueError, OSError) as exc:
-            failed[str(path)] = getattr(exc, "reason", None) or str(exc)
-        if on_file is not None:
-            on_file(path, loader.corpus.report.messages_read - before)
-    return loader.corpus, failed
+) -> Prepared:
+    """Every export under `paths`, decoded, filtered and scrubbed file by file (in parallel)."""
+    options = LoadOptions(max_skew_s=config.max_skew_s, max_message_chars=config.max_message_chars)
+    return prepare(paths, options, list(config.blocklist), workers=config.workers, on_file=on_file)
 
 
-def process(corpus: Corpus, config: DiscordConfig) -> tuple[list[Message], Threading, dict[str, Any]]:
-    """Filter, scrub and thread a loaded corpus. Returns kept messages (ordered), threading, counts."""
-    ordered = sorted(corpus.messages.values(), key=lambda m: (m.channel_id, m.thread, m.ts_ms, m.id))
-    kept, dropped, dropped_counts = partition(ordered, corpus.users, compile_blocklist(config.blocklist))
-    scrubber = Scrubber()
-    scrub = scrubber.scrub
-    for message in kept:
-        message.content = scrub(message.content)
+def process(prepared: Prepared, config: DiscordConfig) -> tuple[list[Message], Threading, dict[str, Any]]:
+    """Thread the kept messages. Returns them (in threading order), the threading, and the counts."""
+    corpus = prepared.corpus
+    dropped = dict(prepared.dropped)
+    # the per-file decision knew one file's users; a user flagged as a bot anywhere is a bot everywhere
+    ordered = sorted(corpus.messages.values(), key=attrgetter("channel_id", "thread", "ts_ms", "id"))
+    kept, late, _ = partition(ordered, corpus.users, None)
+    dropped.update(late)
     threading = thread_messages(
         kept, dropped, max_gap_ms=int(config.max_gap_minutes * 60_000), min_messages=config.min_messages
     )
     counts = {
         "loaded": corpus.report.as_dict(),
-        "unique_messages": len(ordered),
+        "unique_messages": len(ordered) + len(prepared.dropped),
         "kept": len(kept),
-        "dropped": dict(dropped_counts),
+        "dropped": dict(Counter(dropped.values())),
         "threading": dict(threading.counts),
-        "privacy": dict(scrubber.counts),
+        "privacy": dict(prepared.privacy),
         "max_gap_minutes": config.max_gap_minutes,
         "min_messages": config.min_messages,
     }
@@ -128,11 +120,10 @@ def process(corpus: Corpus, config: DiscordConfig) -> tuple[list[Message], Threa
 
 def _messages_table(kept: list[Message], threading: Threading) -> tuple[pa.Table, Counter[str]]:
     conversation_of = threading.conversation_of
-    meaningful = threading.meaningful
     blocks: list[str | None] = []
     block_counts: Counter[str] = Counter()
     for m in kept:
-        reason = None if meaningful[m.id] else target_reason(m.content) or "one_word"
+        reason = None if m.meaningful else target_reason(m.content) or "one_word"
         blocks.append(reason)
         if reason:
             block_counts[reason] += 1
@@ -153,7 +144,7 @@ def _messages_table(kept: list[Message], threading: Threading) -> tuple[pa.Table
         "attachments": [list(m.attachments) for m in kept],
         "edited": [m.edited for m in kept],
         "conversation_id": [conversation_of[m.id] for m in kept],
-        "meaningful": [meaningful[m.id] for m in kept],
+        "meaningful": [m.meaningful for m in kept],
         "target_block": blocks,
     }
     return pa.Table.from_pydict(columns, schema=MESSAGES_SCHEMA), block_counts
@@ -170,7 +161,7 @@ def _conversations_table(threading: Threading) -> pa.Table:
             "end": [c.end_ms for c in rows],
             "messages": [len(c.message_ids) for c in rows],
             "meaningful": [c.meaningful for c in rows],
-            "participants": [c.participants for c in rows],
+            "participants": [list(c.participants) for c in rows],
             "kept": [c.kept for c in rows],
         },
         schema=CONVERSATIONS_SCHEMA,
@@ -201,14 +192,15 @@ def extract(
     on_file: Callable[[Path, int], None] | None = None,
 ) -> ExtractResult:
     started = time.perf_counter()
-    corpus, failed = load(paths, config, on_file=on_file)
-    if not corpus.messages and failed:
+    prepared = load(paths, config, on_file=on_file)
+    failed = prepared.failed
+    if not prepared.corpus.report.files and failed:
         raise ExtractError(
             f"no input could be read ({len(failed)} failed; first: {next(iter(failed.items()))})"
         )
-    kept, threading, counts = process(corpus, config)
+    kept, threading, counts = process(prepared, config)
     counts["failed_files"] = failed
-    report = write_data(out, corpus, kept, threading, counts)
+    report = write_data(out, prepared.corpus, kept, threading, counts)
     return ExtractResult(out, report, failed, time.perf_counter() - started)
 
 

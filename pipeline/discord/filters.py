@@ -58,7 +58,8 @@ def drop_reason(message: Message, users: dict[int, User], blocklist: re.Pattern[
 def is_meaningful(content: str) -> bool:
     """At least two words of text once links, placeholders, mentions and emoji are removed."""
     if not _NEEDS_CLEANING.search(content):  # the common case: plain text
-        return len(_WORD.findall(content, 0, 200)) >= 2
+        first = _WORD.search(content)
+        return first is not None and _WORD.search(content, first.end()) is not None
     text = _URL.sub(" ", content)
     text = _PLACEHOLDER.sub(" ", text)
     text = _MENTION_TOKEN.sub(" ", text)

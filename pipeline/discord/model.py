@@ -44,6 +44,7 @@ class Message(msgspec.Struct, gc=False):
     edited: bool = False
     everyone: bool = False  # pings @everyone/@here (an announcement: a conversation boundary)
     interaction: bool = False  # a response to a slash command
+    meaningful: bool = False  # set after scrubbing (pipeline.discord.filters.is_meaningful)
 
 
 class NameSeen(msgspec.Struct):

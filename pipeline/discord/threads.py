@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pipeline.discord.filters import is_meaningful
 from pipeline.discord.model import Message
 
 DEFAULT_MAX_GAP_MINUTES = 15.0
@@ -37,8 +36,9 @@ class Conversation:
     start_ms: int
     end_ms: int
     message_ids: list[int] = field(default_factory=list)
-    participants: list[int] = field(default_factory=list)  # authors in order of first message
+    participants: dict[int, None] = field(default_factory=dict)  # authors, in order of first message
     meaningful: int = 0
+    speakers: set[int] = field(default_factory=set)  # authors of meaningful messages
     kept: bool = False
 
 
@@ -46,7 +46,6 @@ class Conversation:
 class Threading:
     conversation_of: dict[int, int]  # message id -> conversation id
     conversations: dict[int, Conversation]
-    meaningful: dict[int, bool]  # message id -> meaningful
     counts: Counter[str]
 
 
@@ -61,7 +60,6 @@ def thread_messages(
     conversation_of: dict[int, int] = {}
     position: dict[int, tuple[int, str]] = {}  # message id -> its stream
     conversations: dict[int, Conversation] = {}
-    meaningful: dict[int, bool] = {}
     counts: Counter[str] = Counter()
     previous: Message | None = None
     for message in ordered:
@@ -91,8 +89,7 @@ def thread_messages(
             conversation_id = conversation_of[previous.id]
         if message.everyone:
             counts["announcements"] += 1
-        good = is_meaningful(message.content)
-        meaningful[message.id] = good
+        good = message.meaningful
         if conversation_id:
             conversation = conversations[conversation_id]
             conversation.end_ms = max(conversation.end_ms, message.ts_ms)
@@ -103,17 +100,15 @@ def thread_messages(
             )
             conversations[conversation_id] = conversation
         conversation.message_ids.append(message.id)
-        if message.author_id not in conversation.participants:
-            conversation.participants.append(message.author_id)
+        conversation.participants[message.author_id] = None
         if good:
             conversation.meaningful += 1
+            conversation.speakers.add(message.author_id)
         conversation_of[message.id] = conversation_id
         position[message.id] = stream
         previous = message
-    authors = {m.id: m.author_id for m in ordered}
     for conversation in conversations.values():
-        speakers = {authors[i] for i in conversation.message_ids if meaningful[i]}
-        conversation.kept = conversation.meaningful >= min_messages and len(speakers) >= 2
+        conversation.kept = conversation.meaningful >= min_messages and len(conversation.speakers) >= 2
         counts["conversations_kept" if conversation.kept else "conversations_too_small"] += 1
     counts["conversations"] = len(conversations)
-    return Threading(conversation_of, conversations, meaningful, counts)
+    return Threading(conversation_of, conversations, counts)
