@@ -11,6 +11,7 @@ from rich.table import Table
 
 from pipeline.cli.app import app, state, user_errors
 from pipeline.config import DiscordConfig
+from pipeline.gcpause import gc_paused
 from pipeline.progress import progress_task, stdout
 from pipeline.store.atomic import atomic_write_bytes
 
@@ -116,9 +117,10 @@ def users(
     settings = state.settings()
     config = _config(min_user_messages=min_messages, top_users=top_users)
     data = read_data(input_dir)
-    stats = user_stats(data)
-    chosen = pick(stats, min_messages=config.min_user_messages, top=config.top_users)
-    profiles = build_profiles(data, chosen)
+    with gc_paused():
+        stats = user_stats(data)
+        chosen = pick(stats, min_messages=config.min_user_messages, top=config.top_users)
+        profiles = build_profiles(data, chosen)
     if llm_summary or config.llm_summary:
         from pipeline.inference import ChatClient
 
@@ -188,7 +190,7 @@ def generate(
     document = orjson.loads(profiles_path.read_bytes())
     profiles = [Profile.model_validate(entry["profile"]) for entry in document.get("users", [])]
     data = read_data(input_dir)
-    with progress_task("discord generate", len(profiles), "examples") as bar:
+    with progress_task("discord generate", len(profiles), "examples") as bar, gc_paused():
         result = run_generate(data, profiles, out, config, dataset_dir=dataset_dir, on_persona=bar.advance)
     counts = result.counts
     rows: dict[str, object] = {"examples": counts["examples"], "personas": counts["personas"]}

@@ -25,11 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import DiscordConfig
-from pipeline.discord.filters import partition, target_reason
+from pipeline.discord.filters import target_reason
 from pipeline.discord.loaders import Corpus, LoadOptions
 from pipeline.discord.model import Channel, Message, User
 from pipeline.discord.prepare import Prepared, prepare
 from pipeline.discord.threads import Threading, thread_messages
+from pipeline.gcpause import gc_paused
 from pipeline.store.atomic import atomic_write_bytes
 
 MESSAGES_SCHEMA = pa.schema(
@@ -100,8 +101,9 @@ def process(prepared: Prepared, config: DiscordConfig) -> tuple[list[Message], T
     dropped = dict(prepared.dropped)
     # the per-file decision knew one file's users; a user flagged as a bot anywhere is a bot everywhere
     ordered = sorted(corpus.messages.values(), key=attrgetter("channel_id", "thread", "ts_ms", "id"))
-    kept, late, _ = partition(ordered, corpus.users, None)
-    dropped.update(late)
+    bots = {uid for uid, user in corpus.users.items() if user.is_bot}
+    kept = [m for m in ordered if m.author_id not in bots]
+    dropped.update((m.id, "bot") for m in ordered if m.author_id in bots)
     threading = thread_messages(
         kept, dropped, max_gap_ms=int(config.max_gap_minutes * 60_000), min_messages=config.min_messages
     )
@@ -192,6 +194,17 @@ def extract(
     on_file: Callable[[Path, int], None] | None = None,
 ) -> ExtractResult:
     started = time.perf_counter()
+    with gc_paused():  # millions of small acyclic objects: collections would only rescan them
+        return _extract(paths, out, config, on_file, started)
+
+
+def _extract(
+    paths: Iterable[Path],
+    out: Path,
+    config: DiscordConfig,
+    on_file: Callable[[Path, int], None] | None,
+    started: float,
+) -> ExtractResult:
     prepared = load(paths, config, on_file=on_file)
     failed = prepared.failed
     if not prepared.corpus.report.files and failed:
@@ -219,6 +232,11 @@ class DiscordData:
 
 
 def read_data(folder: Path) -> DiscordData:
+    with gc_paused():
+        return _read_data(folder)
+
+
+def _read_data(folder: Path) -> DiscordData:
     report_path = folder / "extract-report.json"
     if not report_path.is_file():
         raise FileNotFoundError(

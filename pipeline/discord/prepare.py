@@ -23,6 +23,7 @@ from pipeline.discord.filters import compile_blocklist, drop_reason, is_meaningf
 from pipeline.discord.loaders import Corpus, DiscordFormatError, Loader, LoadOptions, discover
 from pipeline.discord.model import Channel, Message, User
 from pipeline.discord.privacy import Scrubber
+from pipeline.gcpause import gc_paused
 
 
 class PreparedFile(msgspec.Struct):
@@ -47,6 +48,11 @@ _DECODER = msgspec.msgpack.Decoder(PreparedFile)
 
 def prepare_file(path: str, options: LoadOptions, blocklist_terms: list[str]) -> bytes:
     """One export, filtered and scrubbed, msgpack-encoded (the worker task)."""
+    with gc_paused():
+        return _prepare_file(path, options, blocklist_terms)
+
+
+def _prepare_file(path: str, options: LoadOptions, blocklist_terms: list[str]) -> bytes:
     loader = Loader(options)
     try:
         kind = loader.load_file(Path(path))

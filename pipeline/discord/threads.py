@@ -58,55 +58,60 @@ def thread_messages(
 ) -> Threading:
     """Assign every message of `ordered` (sorted by channel, thread, time, id) to a conversation."""
     conversation_of: dict[int, int] = {}
-    position: dict[int, tuple[int, str]] = {}  # message id -> its stream
     conversations: dict[int, Conversation] = {}
     counts: Counter[str] = Counter()
+    replies = resolved = announcements = 0
     previous: Message | None = None
+    current: Conversation | None = None  # the previous message's conversation
     for message in ordered:
-        stream = (message.channel_id, message.thread)
-        same_stream = previous is not None and (previous.channel_id, previous.thread) == stream
-        conversation_id = 0
+        same_stream = (
+            previous is not None
+            and previous.channel_id == message.channel_id
+            and previous.thread == message.thread
+        )
+        conversation: Conversation | None = None
         parent = message.reply_to
         if parent:
-            counts["replies"] += 1
+            replies += 1
             held = conversation_of.get(parent)
-            if held is not None and position[parent] == stream:
-                conversation_id = held
-                counts["replies_resolved"] += 1
-            elif held is not None:
-                counts["reply_parent_other_stream"] += 1
-            elif parent in dropped:
-                counts[f"reply_parent_dropped_{dropped[parent]}"] += 1
+            if held is None:
+                counts[
+                    f"reply_parent_dropped_{dropped[parent]}" if parent in dropped else "reply_parent_missing"
+                ] += 1
             else:
-                counts["reply_parent_missing"] += 1
-        if (
-            not conversation_id
+                candidate = conversations[held]
+                if candidate.channel_id == message.channel_id and candidate.thread == message.thread:
+                    conversation = candidate
+                    resolved += 1
+                else:
+                    counts["reply_parent_other_stream"] += 1
+        if message.everyone:
+            announcements += 1
+        elif (
+            conversation is None
             and same_stream
             and previous is not None
-            and not message.everyone
             and message.ts_ms - previous.ts_ms <= max_gap_ms
         ):
-            conversation_id = conversation_of[previous.id]
-        if message.everyone:
-            counts["announcements"] += 1
-        good = message.meaningful
-        if conversation_id:
-            conversation = conversations[conversation_id]
-            conversation.end_ms = max(conversation.end_ms, message.ts_ms)
-        else:
-            conversation_id = message.id
+            conversation = current
+        if conversation is None:
             conversation = Conversation(
                 message.id, message.channel_id, message.thread, message.ts_ms, message.ts_ms
             )
-            conversations[conversation_id] = conversation
+            conversations[message.id] = conversation
+        elif message.ts_ms > conversation.end_ms:
+            conversation.end_ms = message.ts_ms
         conversation.message_ids.append(message.id)
         conversation.participants[message.author_id] = None
-        if good:
+        if message.meaningful:
             conversation.meaningful += 1
             conversation.speakers.add(message.author_id)
-        conversation_of[message.id] = conversation_id
-        position[message.id] = stream
+        conversation_of[message.id] = conversation.id
         previous = message
+        current = conversation
+    counts["replies"] = replies
+    counts["replies_resolved"] = resolved
+    counts["announcements"] = announcements
     for conversation in conversations.values():
         conversation.kept = conversation.meaningful >= min_messages and len(conversation.speakers) >= 2
         counts["conversations_kept" if conversation.kept else "conversations_too_small"] += 1
