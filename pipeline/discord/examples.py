@@ -133,19 +133,24 @@ class ExampleBuilder:
                 self.rows_of.setdefault(conversation, []).append(i)
         self.names = {uid: user.display_name for uid, user in data.users.items()}
         self.channel_names = {cid: c.name for cid, c in data.channels.items()}
+        self._targets: dict[int, list[_Target]] | None = None
 
     def _name(self, uid: int) -> str:
         return self.names.get(uid, str(uid))
 
     def targets(self, uid: int) -> list[_Target]:
-        m = self.data.messages
-        found = []
-        for conversation, rows in self.rows_of.items():
-            for position, i in enumerate(rows):
-                if m["author_id"][i] == uid and m["target_block"][i] is None:
-                    found.append(_Target(i, conversation, position))
-        found.sort(key=lambda t: m["id"][t.row])
-        return found
+        """The persona's messages that can be targets, in id order."""
+        if self._targets is None:
+            m = self.data.messages
+            authors, blocks = m["author_id"], m["target_block"]
+            self._targets = {}
+            for conversation, rows in self.rows_of.items():
+                for position, i in enumerate(rows):
+                    if blocks[i] is None and authors[i] in self.profiles:
+                        self._targets.setdefault(authors[i], []).append(_Target(i, conversation, position))
+            for found in self._targets.values():
+                found.sort(key=lambda t: t.row)  # rows are in (channel, thread, time) order
+        return list(self._targets.get(uid, []))
 
     def _answered(self, target: _Target) -> int | None:
         """The row the target answers: its reply parent, else the last message by someone else."""

@@ -253,8 +253,13 @@ class Profile(BaseModel):
 
 
 def tokens(text: str) -> list[str]:
-    text = _CODE_BLOCK.sub(" ", text)
-    return _TOKEN.findall(_URL.sub(" ", text.lower()))
+    """Lowercase word tokens, code blocks and links left out."""
+    if "```" in text:
+        text = _CODE_BLOCK.sub(" ", text)
+    text = text.lower()
+    if "http" in text:
+        text = _URL.sub(" ", text)
+    return _TOKEN.findall(text)
 
 
 def corpus_counts(texts: Iterable[str]) -> Counter[str]:
@@ -267,20 +272,23 @@ def corpus_counts(texts: Iterable[str]) -> Counter[str]:
 def _ngrams(token_lists: list[list[str]], n: int) -> Counter[tuple[str, ...]]:
     counts: Counter[tuple[str, ...]] = Counter()
     for words in token_lists:
-        for i in range(len(words) - n + 1):
-            gram = tuple(words[i : i + n])
-            if not all(w in STOPWORDS for w in gram):
-                counts[gram] += 1
+        counts.update(zip(*(words[i:] for i in range(n)), strict=False))
     return counts
 
 
 def common_phrases(token_lists: list[list[str]], *, top: int = 8, min_count: int = 3) -> list[str]:
-    """Frequent trigrams first, then bigrams not inside a chosen trigram."""
+    """Frequent trigrams first, then bigrams not inside a chosen trigram (stopword-only n-grams left out)."""
     chosen: list[str] = []
     for n in (3, 2):
-        for gram, count in _ngrams(token_lists, n).most_common(top * 3):
+        candidates = [
+            (count, gram)
+            for gram, count in _ngrams(token_lists, n).items()
+            if count >= min_count and not all(w in STOPWORDS for w in gram)
+        ]
+        candidates.sort(key=lambda pair: (-pair[0], pair[1]))
+        for _, gram in candidates:
             phrase = " ".join(gram)
-            if count < min_count or any(phrase in c for c in chosen):
+            if any(phrase in c for c in chosen):
                 continue
             chosen.append(phrase)
             if len(chosen) >= top:

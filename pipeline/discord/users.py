@@ -67,26 +67,33 @@ def user_stats(data: DiscordData) -> dict[int, UserStats]:
         by_user[author].append(i)
     # the message each one answers: its reply parent, else the last one by someone else in the conversation
     answered: list[int] = [-1] * len(ids)
+    reply_column = m["reply_to"]
     state: dict[int, tuple[int, int, int]] = {}  # conversation -> (last index, its author, last by another)
     for i, conv in enumerate(conversation):
         author = authors[i]
-        parent = m["reply_to"][i]
+        parent = reply_column[i]
         last, last_author, before = state.get(conv, (-1, -1, -1))
         j = index_of.get(parent, -1) if parent else -1
         if j < 0:
             j = last if last_author != author else before
-        answered[i] = j
+        answered[i] = j if j < 0 or authors[j] != author else -1  # answering oneself is no response
         state[conv] = (i, author, last if last_author != author else before)
     names = {uid: user.display_name for uid, user in data.users.items()}
     channel_names = {cid: channel.name for cid, channel in data.channels.items()}
     replied_by: dict[int, Counter[str]] = defaultdict(Counter)
     stats: dict[int, UserStats] = {}
+    channel_ids, reactions_column, contents, reply_to = (
+        m["channel_id"],
+        m["reactions"],
+        m["content"],
+        m["reply_to"],
+    )
     for uid, rows in by_user.items():
         user = data.users.get(uid)
         name = user.name if user else str(uid)
         hours = [0] * 24
         days = set()
-        channels: Counter[str] = Counter()
+        channel_counts: Counter[int] = Counter()
         latencies: list[float] = []
         replies_to: Counter[str] = Counter()
         texts: Counter[str] = Counter()
@@ -95,16 +102,17 @@ def user_stats(data: DiscordData) -> dict[int, UserStats]:
             ts = times[i]
             hours[(ts // 3_600_000) % 24] += 1
             days.add(ts // DAY_MS)
-            channels[channel_names.get(m["channel_id"][i], str(m["channel_id"][i]))] += 1
-            reactions += m["reactions"][i]
-            texts[m["content"][i].strip().lower()] += 1
+            channel_counts[channel_ids[i]] += 1
+            reactions += reactions_column[i]
+            texts[contents[i].strip().lower()] += 1
             j = answered[i]
-            if j >= 0 and authors[j] != uid:
+            if j >= 0:
                 latencies.append((ts - times[j]) / 1000)
-                if m["reply_to"][i]:
+                if reply_to[i]:
                     target = names.get(authors[j], str(authors[j]))
                     replies_to[target] += 1
                     replied_by[authors[j]][names.get(uid, name)] += 1
+        channels = Counter({channel_names.get(c, str(c)): n for c, n in channel_counts.items()})
         latencies.sort()
         duplicates = sum(n - 1 for n in texts.values())
         stats[uid] = UserStats(
