@@ -22,7 +22,9 @@ from pydantic_settings import (
 )
 
 from pipeline.datasets.prefs import PairConfig
+from pipeline.inference import InferenceConfig
 from pipeline.scoring import QualityWeights
+from pipeline.train.config import TrainConfig
 
 # The Community Archive's documented public anon key (a PostgREST "anon" role token,
 # published in its API docs); it is not a user's secret. Override it in config if it rotates.
@@ -120,19 +122,6 @@ class DiscordConfig(BaseModel):
     workers: int = Field(0, ge=0, description="processes decoding export files; 0 = one per core")
 
 
-class InferenceConfig(BaseModel):
-    """The one OpenAI-compatible inference client (pipeline/inference.py)."""
-
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="an OpenAI-compatible /v1 endpoint")
-    api_key: SecretStr | None = Field(None, description="bearer token; also $OPENAI_API_KEY")
-    model: str = Field("default", description="model used when a call names none")
-    models: dict[str, str] = Field(default_factory=dict, description="alias -> model name the server serves")
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0, description="retries on 429, 5xx and transport errors")
-    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each try, with jitter")
-    max_backoff_s: float = Field(30.0, ge=0)
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PERSONAS_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -144,6 +133,7 @@ class Settings(BaseSettings):
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
     discord: DiscordConfig = DiscordConfig()
+    train: TrainConfig = TrainConfig()
     inference: InferenceConfig = InferenceConfig()
 
     @classmethod

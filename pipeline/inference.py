@@ -1,11 +1,14 @@
-"""The one inference client: chat completions against any OpenAI-compatible endpoint (vLLM, OpenAI, ...).
+"""The one inference client: chat completions against any OpenAI-compatible endpoint (vLLM, Together, OpenAI, ...).
 
-`ChatClient` (sync) and `AsyncChatClient` (async) post to `{base_url}/chat/completions` with
-httpx. The API key comes from config (`[inference] api_key`, or `PERSONAS_INFERENCE__API_KEY`)
-or `$OPENAI_API_KEY`; it is a SecretStr, sent only as the bearer header and never logged.
-Rate limits (429), server errors (5xx) and transport errors are retried with exponential
-backoff and jitter, honouring `Retry-After`; other errors raise `InferenceError` at once.
-`models` maps short aliases to what the server serves (a call naming no model uses `model`).
+`ChatClient(config).chat(messages, model=None, **params) -> str` returns the first choice's
+text; extra params (temperature, max_tokens, top_p, ...) go into the request body.
+`ChatClient.achat` is the same coroutine for one-off async calls; `AsyncChatClient` keeps
+one async connection pool for many concurrent requests. The API key comes from config
+(`[inference] api_key`, `PERSONAS_INFERENCE__API_KEY`) or `$OPENAI_API_KEY`; it is a
+SecretStr, sent only as the bearer header and never logged. Rate limits (429), server
+errors (5xx) and transport errors are retried with exponential backoff and jitter,
+honouring `Retry-After`; other errors raise `InferenceError` (with the status) at once.
+`models` maps short aliases to what the server serves; a call naming no model uses `model`.
 """
 
 from __future__ import annotations
@@ -19,14 +22,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
-from pipeline.config import InferenceConfig
+log = logging.getLogger("pipeline.inference")
 
-log = logging.getLogger(__name__)
-
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 Message = Mapping[str, Any]
+
+
+class InferenceConfig(BaseModel):
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint (…/v1)")
+    api_key: SecretStr | None = Field(None, description="bearer token; else $OPENAI_API_KEY")
+    model: str | None = Field(None, description="model used when a call names none")
+    models: dict[str, str] = Field(default_factory=dict, description="alias -> model name the server serves")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, description="retries on 429, 5xx and transport errors")
+    backoff_s: float = Field(0.5, ge=0, description="first retry delay; doubles each try, with jitter")
+    max_backoff_s: float = Field(30.0, ge=0)
 
 
 class InferenceError(RuntimeError):
@@ -35,6 +46,10 @@ class InferenceError(RuntimeError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+def _retryable(status: int) -> bool:
+    return status in (408, 409, 425, 429) or status >= 500
 
 
 def _api_key(config: InferenceConfig) -> SecretStr | None:
@@ -49,16 +64,13 @@ class _Base:
         self.config = config or InferenceConfig()
         self.requests = 0
         self.retries = 0
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
         key = _api_key(self.config)
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key.get_secret_value()}"
-        return headers
+        self._headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key is not None else {}
 
     def model_name(self, model: str | None) -> str:
         name = model or self.config.model
+        if not name:
+            raise InferenceError("no model given and [inference] model is not set")
         return self.config.models.get(name, name)
 
     def _body(self, messages: Sequence[Message], model: str | None, params: dict[str, Any]) -> dict[str, Any]:
@@ -75,22 +87,29 @@ class _Base:
         base = self.config.backoff_s * (2**attempt)
         return min(base * (0.5 + random.random()), self.config.max_backoff_s)
 
-    def _result(self, response: httpx.Response) -> str:
-        try:
-            payload = response.json()
-            content = payload["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise InferenceError(f"unexpected response from {self.config.base_url}: {exc}") from None
-        if not isinstance(content, str):
-            raise InferenceError("the response has no text content")
-        return content
-
-    def _failure(self, response: httpx.Response) -> InferenceError:
+    def _outcome(self, response: httpx.Response | None, error: Exception | None, attempt: int) -> str | float:
+        """The reply text, or the delay before the next attempt; raises when there is none."""
+        self.requests += 1
+        if response is not None and response.status_code < 300:
+            try:
+                content = response.json()["choices"][0]["message"]["content"]
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise InferenceError(f"unexpected chat completion response: {response.text[:200]}") from exc
+            return str(content or "")
         # the body can echo the request; keep it short and never include headers
-        return InferenceError(
-            f"chat completion failed: HTTP {response.status_code}: {response.text[:200]}",
-            response.status_code,
-        )
+        if response is not None:
+            problem = f"HTTP {response.status_code}: {response.text[:200]}"
+            if not _retryable(response.status_code):
+                raise InferenceError(problem, response.status_code)
+        else:
+            problem = f"{type(error).__name__}: {error}"
+        if attempt >= self.config.max_retries:
+            status = response.status_code if response is not None else None
+            raise InferenceError(f"chat completion failed after {attempt + 1} attempts: {problem}", status)
+        self.retries += 1
+        delay = self._delay(attempt, response)
+        log.info("inference retry %d in %.1f s (%s)", attempt + 1, delay, problem[:80])
+        return delay
 
 
 class ChatClient(_Base):
@@ -101,7 +120,10 @@ class ChatClient(_Base):
     ):
         super().__init__(config)
         self._http = httpx.Client(
-            base_url=self.config.base_url.rstrip("/"), timeout=self.config.timeout_s, transport=transport
+            base_url=self.config.base_url.rstrip("/"),
+            headers=self._headers,
+            timeout=self.config.timeout_s,
+            transport=transport,
         )
 
     def __enter__(self) -> ChatClient:
@@ -114,38 +136,43 @@ class ChatClient(_Base):
         self._http.close()
 
     def chat(self, messages: Sequence[Message], model: str | None = None, **params: Any) -> str:
-        """The assistant's reply text to `messages` (OpenAI chat format); `params` go into the body."""
+        """The assistant's reply text to `messages` (OpenAI chat format)."""
         body = self._body(messages, model, params)
         attempt = 0
         while True:
-            self.requests += 1
             response: httpx.Response | None = None
+            error: Exception | None = None
             try:
-                response = self._http.post("/chat/completions", json=body, headers=self._headers())
+                response = self._http.post("/chat/completions", json=body)
             except httpx.TransportError as exc:
-                if attempt >= self.config.max_retries:
-                    raise InferenceError(f"chat completion failed: {type(exc).__name__}: {exc}") from None
-            else:
-                if response.status_code < 300:
-                    return self._result(response)
-                if response.status_code not in RETRY_STATUS or attempt >= self.config.max_retries:
-                    raise self._failure(response)
-            delay = self._delay(attempt, response)
-            log.info("inference retry %d in %.1f s", attempt + 1, delay)
-            self.retries += 1
+                error = exc
+            outcome = self._outcome(response, error, attempt)
+            if isinstance(outcome, str):
+                return outcome
+            time.sleep(outcome)
             attempt += 1
-            time.sleep(delay)
+
+    async def achat(self, messages: Sequence[Message], model: str | None = None, **params: Any) -> str:
+        """`chat` as a coroutine (a short-lived async connection; use AsyncChatClient for many calls)."""
+        async with AsyncChatClient(self.config) as client:
+            text = await client.chat(messages, model, **params)
+            self.requests += client.requests
+            self.retries += client.retries
+            return text
 
 
 class AsyncChatClient(_Base):
-    """Asynchronous client (`async with`), for many concurrent requests."""
+    """Asynchronous client (`async with`), for many concurrent requests over one connection pool."""
 
     def __init__(
         self, config: InferenceConfig | None = None, *, transport: httpx.AsyncBaseTransport | None = None
     ):
         super().__init__(config)
         self._http = httpx.AsyncClient(
-            base_url=self.config.base_url.rstrip("/"), timeout=self.config.timeout_s, transport=transport
+            base_url=self.config.base_url.rstrip("/"),
+            headers=self._headers,
+            timeout=self.config.timeout_s,
+            transport=transport,
         )
 
     async def __aenter__(self) -> AsyncChatClient:
@@ -161,20 +188,14 @@ class AsyncChatClient(_Base):
         body = self._body(messages, model, params)
         attempt = 0
         while True:
-            self.requests += 1
             response: httpx.Response | None = None
+            error: Exception | None = None
             try:
-                response = await self._http.post("/chat/completions", json=body, headers=self._headers())
+                response = await self._http.post("/chat/completions", json=body)
             except httpx.TransportError as exc:
-                if attempt >= self.config.max_retries:
-                    raise InferenceError(f"chat completion failed: {type(exc).__name__}: {exc}") from None
-            else:
-                if response.status_code < 300:
-                    return self._result(response)
-                if response.status_code not in RETRY_STATUS or attempt >= self.config.max_retries:
-                    raise self._failure(response)
-            delay = self._delay(attempt, response)
-            log.info("inference retry %d in %.1f s", attempt + 1, delay)
-            self.retries += 1
+                error = exc
+            outcome = self._outcome(response, error, attempt)
+            if isinstance(outcome, str):
+                return outcome
+            await asyncio.sleep(outcome)
             attempt += 1
-            await asyncio.sleep(delay)

@@ -43,3 +43,24 @@ def small_store(small_corpus: SynthSummary, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store", gc_grace_s=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen2 + ChatML tokenizer, built offline once per session (no hub)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    from pipeline.train.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def train_datasets(small_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every dataset of `personas build` over the small corpus, for the training tests (read-only)."""
+    from pipeline.config import DatasetsConfig
+    from pipeline.datasets.build import build
+
+    out = tmp_path_factory.mktemp("train-datasets")
+    build(small_store, DatasetsConfig(out=out, workers=1), show_progress=False)
+    return out

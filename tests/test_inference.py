@@ -8,8 +8,8 @@ import logging
 import pytest
 from pydantic import SecretStr
 
-from pipeline.config import InferenceConfig, load_settings
-from pipeline.inference import AsyncChatClient, ChatClient, InferenceError
+from pipeline.config import load_settings
+from pipeline.inference import AsyncChatClient, ChatClient, InferenceConfig, InferenceError
 from tests.support.openai_api import ChatStandIn, chat_stand_in
 
 pytestmark = pytest.mark.network_loopback
@@ -19,7 +19,7 @@ SECRET = "sk-test-never-log-this-0123456789"
 
 def _config(url: str, **kw: object) -> InferenceConfig:
     return InferenceConfig.model_validate(
-        {"base_url": url, "api_key": SECRET, "backoff_s": 0.01, "max_backoff_s": 0.05, **kw}
+        {"base_url": url, "api_key": SECRET, "model": "m", "backoff_s": 0.01, "max_backoff_s": 0.05, **kw}
     )
 
 

@@ -16,3 +16,17 @@ def test_ci_runs_the_readme_commands() -> None:
     ci_lines = {line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()}
     for command in commands:
         assert command.strip() in ci_lines, f"CI does not run README's command: {command}"
+
+
+def test_readme_configuration_block_is_valid() -> None:
+    """The TOML shown under 'Configuration' loads into Settings (every section and key exists)."""
+    import tomllib
+
+    from pipeline.config import Settings
+
+    section = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```toml\n(.+?)\n```", section, re.DOTALL)
+    assert block is not None
+    settings = Settings(**tomllib.loads(block.group(1)))
+    assert settings.train.lora.targets == ["q_proj", "k_proj", "v_proj"]
+    assert settings.train.remote.base_url == "https://api.together.xyz/v1"
