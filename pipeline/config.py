@@ -131,6 +131,36 @@ class HydrateConfig(BaseModel):
     )
 
 
+class DiscordConfig(BaseModel):
+    """`personas discord`: Discord exports to per-person instruction data."""
+
+    min_messages: int = Field(3, ge=1, description="meaningful messages a conversation needs to be kept")
+    max_gap_minutes: float = Field(
+        15.0, gt=0, description="a silence this long starts a new conversation (measured: README)"
+    )
+    max_skew_s: float = Field(
+        300.0, gt=0, description="timestamp vs snowflake time beyond this is clock skew"
+    )
+    max_message_chars: int = Field(
+        8000, ge=1, description="longer messages are skipped (Discord caps at 4,000)"
+    )
+    min_user_messages: int = Field(50, ge=1, description="messages a user needs to be a persona candidate")
+    top_users: int = Field(50, ge=1, description="personas picked by the regularity score")
+    examples_per_user: int = Field(200, ge=1)
+    context_window: int = Field(10, ge=0, description="previous messages shown as context, at most")
+    max_variants_per_target: int = Field(
+        3, ge=1, description="upsampling a small user repeats a target at most this often (other templates)"
+    )
+    blocklist: list[str] = Field(default_factory=list, description="messages with these terms are dropped")
+    split_ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "dev": 0.1, "test": 0.1})
+    heldout_user_fraction: float = Field(
+        0.1, ge=0, lt=1, description="personas whose examples all go to the heldout_users split"
+    )
+    seed: int = 0
+    llm_summary: bool = Field(False, description="add an LLM-written summary to profiles ([inference])")
+    workers: int = Field(0, ge=0, description="processes decoding export files; 0 = one per core")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PERSONAS_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -142,6 +172,7 @@ class Settings(BaseSettings):
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
     hydrate: HydrateConfig = HydrateConfig()
+    discord: DiscordConfig = DiscordConfig()
     train: TrainConfig = TrainConfig()
     inference: InferenceConfig = InferenceConfig()
 
