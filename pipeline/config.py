@@ -22,7 +22,9 @@ from pydantic_settings import (
 )
 
 from pipeline.datasets.prefs import PairConfig
+from pipeline.inference import InferenceConfig
 from pipeline.scoring import QualityWeights
+from pipeline.serving import ServeConfig
 
 # The Community Archive's documented public anon key (a PostgREST "anon" role token,
 # published in its API docs); it is not a user's secret. Override it in config if it rotates.
@@ -100,6 +102,8 @@ class Settings(BaseSettings):
     community_archive: CommunityArchiveConfig = CommunityArchiveConfig()
     synth: SynthConfig = SynthConfig()
     datasets: DatasetsConfig = DatasetsConfig()
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @classmethod
     def settings_customise_sources(
