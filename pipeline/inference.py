@@ -189,6 +189,7 @@ class ChatClient:
         self._async_transport = async_transport
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._aclient_loop: asyncio.AbstractEventLoop | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -214,7 +215,11 @@ class ChatClient:
 
     @property
     def aclient(self) -> httpx.AsyncClient:
-        if self._aclient is None:
+        # An AsyncClient's pool belongs to the event loop it first ran on; a client reused under a
+        # later asyncio.run() gets a fresh one (the old loop, and with it the old pool, is gone).
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aclient_loop is not loop:
+            self._aclient_loop = loop
             self._aclient = httpx.AsyncClient(
                 base_url=self.config.base_url,
                 headers=self._headers(),
