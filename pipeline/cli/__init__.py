@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.cli import datasets as _datasets  # noqa: F401 (registers build, report, publish)
+from pipeline.cli import serving as _serving  # noqa: F401 (registers serve, persona, chat, naptha)
 from pipeline.cli.app import app
 
 
