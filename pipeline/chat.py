@@ -171,6 +171,7 @@ class ChatEnvironment:
         policy: Policy = "round_robin",
         max_completion_tokens: int | None = None,
         stop_phrases: Sequence[str] = (),
+        stop_on_repeat: bool = True,
     ):
         if len(agents) < 2:
             raise ValueError("a chat needs at least two personas")
@@ -189,6 +190,7 @@ class ChatEnvironment:
         self.policy = policy
         self.max_completion_tokens = max_completion_tokens
         self.stop_phrases = [p.lower() for p in stop_phrases if p]
+        self.stop_on_repeat = stop_on_repeat
 
     def next_speaker(self, transcript: Transcript, spoken: set[str]) -> PersonaAgent:
         waiting = [a for a in self.agents if a.name not in spoken]
@@ -209,7 +211,7 @@ class ChatEnvironment:
         if any(p in lowered for p in self.stop_phrases):
             return "stop phrase"
         previous = [t for t in transcript.turns[:-1] if t.speaker == turn.speaker]
-        if previous and previous[-1].text == turn.text:
+        if self.stop_on_repeat and previous and previous[-1].text == turn.text:
             return f"{turn.speaker} repeated itself"
         return ""
 

@@ -111,3 +111,24 @@ def test_serve_fails_clearly_without_vllm(tmp_path: Path) -> None:
         env={"PERSONAS_SERVE__LOG_FILE": str(tmp_path / "cli.log")},
     )
     assert result.exit_code == 2 and "vLLM exited with code 1" in result.output
+
+
+def test_vllm_command_line_and_environment() -> None:
+    from pipeline.serving import vllm_command, vllm_env
+
+    config = ServeConfig(
+        python="/envs/vllm/bin/python", model="models/tpot-1.5b", adapters={"tpot": "runs/sft", "dpo": "runs/dpo"},
+        port=8123, dtype="float32", enforce_eager=True, cpu_kvcache_space_gib=4, max_model_len=2048,
+    )  # fmt: skip
+    cmd = vllm_command(config)
+    assert cmd[:3] == ["/envs/vllm/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
+    assert cmd[cmd.index("--served-model-name") + 1] == "tpot-1.5b"
+    assert cmd[cmd.index("--lora-modules") + 1 : cmd.index("--lora-modules") + 3] == [
+        "tpot=runs/sft",
+        "dpo=runs/dpo",
+    ]
+    assert "--enable-lora" in cmd and "--enforce-eager" in cmd and cmd[cmd.index("--port") + 1] == "8123"
+    env = vllm_env(config, {"PATH": "/bin"})
+    assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True" and env["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    with pytest.raises(ServeError, match="no model to serve"):
+        vllm_command(ServeConfig())

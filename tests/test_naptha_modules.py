@@ -202,6 +202,8 @@ def test_stop_conditions(server: OpenAIStandIn) -> None:
     server.reply = lambda body: "same words again"
     repeated = asyncio.run(ChatEnvironment(agents, "t", rounds=5).run())
     assert repeated.stop_reason == "Ada repeated itself" and len(repeated.turns) == 3
+    patient = asyncio.run(ChatEnvironment(agents, "t", rounds=2, stop_on_repeat=False).run())
+    assert patient.stop_reason == "2 rounds" and len(patient.turns) == 4
     server.reply = lambda body: (
         "ok then GOODBYE all" if len(body["messages"]) > 3 else f"turn {len(body['messages'])}"
     )

@@ -98,7 +98,7 @@ def serve(
             f"serving {served_name(config)} at {server.base_url} (ready in {seconds:.0f} s; adapters: {adapters}); "
             "Ctrl-C stops"
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops vLLM too, like Ctrl-C
         assert server.process is not None
         code = server.process.wait()
         raise ServeError(f"vLLM exited with code {code}; see {config.log_file}")
@@ -106,6 +106,10 @@ def serve(
         stdout.print("stopping vLLM")
     finally:
         server.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _admin_client(base_url: str | None) -> ChatClient:
