@@ -19,6 +19,7 @@ from pipeline.persona import Persona
 from pipeline.serving import VllmServer
 from tests.support.naptha_modules import (
     AGENT_DIR,
+    ENVIRONMENT_DIR,
     ROOT,
     call_like_a_node,
     import_module_run,
@@ -58,7 +59,9 @@ def test_completions_streaming_usage_and_adapters(vllm_server: VllmServer, tmp_p
         assert err.value.status == 404
 
 
-def test_agent_module_like_a_node_against_vllm(vllm_server: VllmServer) -> None:
+def test_modules_like_a_node_against_vllm(
+    vllm_server: VllmServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     schemas = pytest.importorskip("naptha_sdk.schemas")
     run = import_module_run(AGENT_DIR).run
     deployment = node_deployment("agent", AGENT_DIR)
@@ -75,6 +78,33 @@ def test_agent_module_like_a_node_against_vllm(vllm_server: VllmServer) -> None:
     assert result["model"] == "ada" and result["usage"]["completion_tokens"] == 12
     assert result["usage"]["prompt_tokens"] > 100  # the persona's system prompt reached the model
     json.dumps(result)
+
+    monkeypatch.chdir(tmp_path)  # the environment stores its transcript under its fs storage path
+    env_deployment = node_deployment("environment", ENVIRONMENT_DIR)
+    env_deployment["config"]["llm_config"]["api_base"] = vllm_server.base_url
+    people = [
+        Persona.load(ROOT / "personas" / "example_persona.json").model_copy(update={"name": n})
+        for n in ("Ada", "Bo")
+    ]
+    inputs = {
+        "func_name": "run_chat",
+        "func_input_data": {
+            "topic": "is scaling enough?", "personas": [p.model_dump() for p in people], "rounds": 2,
+            "max_tokens": 6, "models": {"Ada": "ada", "Bo": "tiny-base"},
+        },
+    }  # fmt: skip
+    env_schemas = import_schemas(ENVIRONMENT_DIR)
+    chat = call_like_a_node(
+        import_module_run(ENVIRONMENT_DIR).run,
+        schemas.EnvironmentRun,
+        env_schemas.InputSchema,
+        env_deployment,
+        inputs,
+    )
+    assert chat["status"] == "ok", chat
+    assert [(t["speaker"], t["model"]) for t in chat["turns"]][:2] == [("Ada", "ada"), ("Bo", "tiny-base")]
+    assert all(t["completion_tokens"] == 6 for t in chat["turns"])
+    assert Path(chat["transcript_path"]).is_file()
 
 
 def test_chat_demo_end_to_end_with_the_tiny_model(vllm_server: VllmServer, tmp_path: Path) -> None:

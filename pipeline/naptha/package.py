@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.persona import Persona
+from pipeline.store.atomic import atomic_write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_BLOCK_KEYS = (
@@ -106,7 +107,7 @@ def _pin_requirement(pyproject: Path, requirement: str) -> None:
     new = re.sub(r'"naptha-personas[^"]*"', json.dumps(requirement), text)
     if new == text and requirement not in text:
         raise PackageError(f"{pyproject} does not depend on naptha-personas")
-    pyproject.write_text(new)
+    atomic_write_bytes(pyproject, new.encode())
 
 
 def package_module(
@@ -124,7 +125,7 @@ def package_module(
         entry["module"]["module_version"] = version
         if module_url:
             entry["module"]["module_url"] = module_url
-    deployment_path.write_text(json.dumps(deployments, indent=2) + "\n")
+    atomic_write_bytes(deployment_path, (json.dumps(deployments, indent=2) + "\n").encode())
     _git_repo(target, version)
     return Packaged(module.name, module.module_type, target, version, module_url or "")
 
@@ -142,10 +143,11 @@ def package_personas(
     target.mkdir(parents=True)
     for path in files:
         shutil.copy2(path, target / path.name)
-    (target / "README.md").write_text(
+    readme = (
         f"# {name}\n\nElizaOS character files built by naptha-personas (`personas persona build`).\n"
         "Each file is registered on the Naptha hub as a persona module whose entrypoint is that file.\n"
     )
+    atomic_write_bytes(target / "README.md", readme.encode())
     _git_repo(target, version)
     return Packaged(name, "persona", target, version, module_url or "")
 
