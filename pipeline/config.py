@@ -24,6 +24,7 @@ from pydantic_settings import (
 from pipeline.datasets.prefs import PairConfig
 from pipeline.inference import InferenceConfig
 from pipeline.scoring import QualityWeights
+from pipeline.serving import ServeConfig
 from pipeline.train.config import TrainConfig
 
 # The Community Archive's documented public anon key (a PostgREST "anon" role token,
@@ -174,7 +175,8 @@ class Settings(BaseSettings):
     hydrate: HydrateConfig = HydrateConfig()
     discord: DiscordConfig = DiscordConfig()
     train: TrainConfig = TrainConfig()
-    inference: InferenceConfig = InferenceConfig()
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @classmethod
     def settings_customise_sources(

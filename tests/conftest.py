@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.ingest import ingest_files
+from pipeline.serving import ServeConfig, VllmServer
 from pipeline.store import Store
 from pipeline.synth.generator import SynthSpec, SynthSummary, generate_corpus
 
@@ -64,3 +67,42 @@ def train_datasets(small_store: Store, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("train-datasets")
     build(small_store, DatasetsConfig(out=out, workers=1), show_progress=False)
     return out
+
+
+def vllm_python() -> Path | None:
+    """The vLLM env's interpreter: $PERSONAS_VLLM_PYTHON, else <repo>/.venv-vllm/bin/python."""
+    env = os.environ.get("PERSONAS_VLLM_PYTHON")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+    return path if path.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    """ONE real vLLM server (CPU) for the whole session: the tiny model plus one LoRA adapter `ada`."""
+    python = vllm_python()
+    if python is None:
+        pytest.skip("no vLLM env: set PERSONAS_VLLM_PYTHON or create .venv-vllm (see README)")
+    from pipeline.train.tiny import build_tiny_adapter
+
+    root = tmp_path_factory.mktemp("vllm")
+    adapter = build_tiny_adapter(root / "ada", tiny_model)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = ServeConfig(
+        python=str(python),
+        model=str(tiny_model),
+        served_model_name="tiny-base",
+        adapters={"ada": str(adapter)},
+        port=port,
+        dtype="float32",
+        max_model_len=4096,
+        enforce_eager=True,
+        cpu_kvcache_space_gib=1,
+        max_lora_rank=8,
+        max_loras=2,
+        log_file=root / "vllm.log",
+        startup_timeout_s=600,
+    )
+    with VllmServer(config) as server:
+        yield server

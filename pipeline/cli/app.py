@@ -15,8 +15,10 @@ from huggingface_hub.errors import HfHubHTTPError as HubError
 from rich.table import Table
 
 from pipeline.config import ConfigError, Settings, load_settings
+from pipeline.inference import InferenceError
 from pipeline.ingest import IngestResult, ingest_archives, ingest_files
 from pipeline.progress import console, progress_task, setup_logging, stdout
+from pipeline.serving import ServeError
 from pipeline.sources.archive_json import discover_files
 from pipeline.sources.base import SourceError
 from pipeline.sources.twitter_export import discover_exports
@@ -69,6 +71,8 @@ def user_errors(func: F) -> F:
             FileNotFoundError,
             ValueError,
             HubError,
+            InferenceError,
+            ServeError,
         ) as exc:
             console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None

@@ -136,14 +136,19 @@ def resolve_only(only: list[str] | None) -> list[str]:
     return chosen
 
 
-def _follower_counts(store: Store, graph: Graph) -> np.ndarray:
-    """Followers of each tweet's author: the length of the archive's follower list (NaN when not uploaded)."""
+def account_follower_counts(store: Store) -> dict[int, float]:
+    """Followers per archive owner: the length of the archive's follower list (absent when not uploaded)."""
     manifest = store.read_manifest()
-    counts = {
+    return {
         e.account_id: float(e.rows.get("followers", 0))
         for e in manifest.accounts.values()
         if "followers" in e.section_at
     }
+
+
+def _follower_counts(store: Store, graph: Graph) -> np.ndarray:
+    """Followers of each tweet's author (NaN when not uploaded)."""
+    counts = account_follower_counts(store)
     unique, inverse = np.unique(graph.account, return_inverse=True)
     per_account = np.array([counts.get(int(a), np.nan) for a in unique], dtype=np.float64)
     return per_account[inverse] if len(unique) else np.zeros(0)

@@ -72,7 +72,7 @@ def build_tiny_model(
         num_hidden_layers=layers,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=1024,
+        max_position_embeddings=4096,  # rotary: no weights; room for the vLLM tests' long prompts
         tie_word_embeddings=True,
         eos_token_id=2,
         pad_token_id=0,
@@ -81,4 +81,43 @@ def build_tiny_model(
     model = Qwen2ForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=[2, 0], pad_token_id=0)
     model.save_pretrained(out)
+    return out
+
+
+def build_tiny_adapter(out: Path, base: Path, *, rank: int = 8, seed: int = 1) -> Path:
+    """A PEFT LoRA adapter (q_proj, v_proj) for a tiny model at `base`, with random A and B so it
+    visibly changes the outputs (a trained adapter's B starts at zero). For serving tests."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    config = json.loads((base / "config.json").read_text())
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    head = hidden // config["num_attention_heads"]
+    outputs = {"q_proj": config["num_attention_heads"] * head, "v_proj": config["num_key_value_heads"] * head}
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for i in range(layers):
+        for proj, out_dim in outputs.items():
+            prefix = f"base_model.model.model.layers.{i}.self_attn.{proj}."
+            tensors[prefix + "lora_A.weight"] = torch.randn(rank, hidden, generator=generator) * 0.5
+            tensors[prefix + "lora_B.weight"] = torch.randn(out_dim, rank, generator=generator) * 0.5
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    adapter_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(base),
+        "r": rank,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "target_modules": sorted(outputs),
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "modules_to_save": None,
+        "use_dora": False,
+    }
+    (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     return out

@@ -1,0 +1,1 @@
+"""TPOT persona agent: a Naptha agent module answering as a persona built by naptha-personas."""
