@@ -15,7 +15,6 @@ never raw messages).
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +24,8 @@ from pydantic import BaseModel, Field
 
 from pipeline.discord.extract import DiscordData
 from pipeline.discord.users import UserStats
+from pipeline.text import STOPWORDS
+from pipeline.text import distinctive_terms as log_odds_terms
 
 log = logging.getLogger(__name__)
 
@@ -32,148 +33,6 @@ _TOKEN = re.compile(r"[a-z][a-z0-9'+#.-]*[a-z0-9+#]|[a-z]")
 _URL = re.compile(r"<?https?://\S+>?")
 _CODE_BLOCK = re.compile(r"```.*?```", re.S)
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]|:\\w+:")
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "after",
-        "again",
-        "all",
-        "also",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "aren't",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "but",
-        "by",
-        "can",
-        "can't",
-        "could",
-        "did",
-        "didn't",
-        "do",
-        "does",
-        "doesn't",
-        "doing",
-        "don't",
-        "down",
-        "for",
-        "from",
-        "get",
-        "got",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "him",
-        "his",
-        "how",
-        "i",
-        "i'd",
-        "i'll",
-        "i'm",
-        "i've",
-        "if",
-        "in",
-        "into",
-        "is",
-        "isn't",
-        "it",
-        "it's",
-        "its",
-        "just",
-        "let",
-        "like",
-        "me",
-        "might",
-        "more",
-        "most",
-        "my",
-        "no",
-        "not",
-        "now",
-        "of",
-        "off",
-        "oh",
-        "ok",
-        "on",
-        "one",
-        "only",
-        "or",
-        "other",
-        "our",
-        "out",
-        "over",
-        "own",
-        "really",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "still",
-        "such",
-        "than",
-        "that",
-        "that's",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "up",
-        "us",
-        "very",
-        "was",
-        "wasn't",
-        "we",
-        "we're",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "yeah",
-        "yes",
-        "you",
-        "you're",
-        "your",
-        "yeah",
-        "u",
-        "im",
-        "dont",
-        "thats",
-        "gonna",
-        "wanna",
-        "also",
-        "yea",
-    ]
-)
 POSITIVE = frozenset(
     [
         "good",
@@ -303,18 +162,15 @@ def distinctive_terms(
     user: Counter[str], everyone: Counter[str], *, top: int = 8, min_count: int = 3
 ) -> list[str]:
     """Terms by smoothed log-odds of the user's rate against everyone's (stopwords and short words out)."""
-    user_total = sum(user.values()) or 1
-    all_total = sum(everyone.values()) or 1
-    vocabulary = len(everyone) or 1
-    scored = []
-    for term, count in user.items():
-        if count < min_count or term in STOPWORDS or len(term) < 3 or term.isdigit():
-            continue
-        mine = (count + 0.5) / (user_total + 0.5 * vocabulary)
-        theirs = (everyone[term] + 0.5) / (all_total + 0.5 * vocabulary)
-        scored.append((math.log(mine / theirs) * math.sqrt(count), term))
-    scored.sort(reverse=True)
-    return [term for _, term in scored[:top]]
+    return log_odds_terms(
+        user,
+        everyone,
+        mine_total=sum(user.values()) or 1,
+        theirs_total=sum(everyone.values()) or 1,
+        smoothing=0.5 * (len(everyone) or 1),
+        min_count=min_count,
+        keep=lambda term: term not in STOPWORDS and len(term) >= 3 and not term.isdigit(),
+    )[:top]
 
 
 def build_profile(
