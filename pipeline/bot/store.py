@@ -138,6 +138,7 @@ class SeenTweet(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    draft: Mapped[str | None] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -1,0 +1,143 @@
+"""Commands: bot init, timeline, run (the X persona bot; config in bot.toml, see README "X bot")."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.cli.app import app, user_errors
+from pipeline.progress import console, stdout
+
+if TYPE_CHECKING:
+    from pipeline.bot.config import BotConfig
+
+bot_app = typer.Typer(help="The X persona bot: store, timeline, loops.", no_args_is_help=True)
+app.add_typer(bot_app, name="bot")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="bot.toml (one [bot] or several [[bots]])")
+]
+BotOption = Annotated[
+    str | None, typer.Option("--bot", help="which bot of the file (needed when it has several)")
+]
+
+
+def _bots(config: Path, name: str | None, *, all_when_unnamed: bool = False) -> list[BotConfig]:
+    from pipeline.bot.config import load_bots, select_bot
+
+    bots = load_bots(config)
+    if name is None and all_when_unnamed:
+        return bots
+    return [select_bot(bots, name)]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {escape(str(exc))}")
+    return typer.Exit(2)
+
+
+@bot_app.command("init")
+@user_errors
+def init(config: ConfigOption, bot: BotOption = None) -> None:
+    """Create the database schema (every bot of the file unless --bot)."""
+    from pipeline.bot.store import BotStore
+
+    for cfg in _bots(config, bot, all_when_unnamed=True):
+        store = BotStore(cfg.database_url)
+        tables = store.init()
+        store.close()
+        stdout.print(
+            f"{cfg.name}: schema ready ({', '.join(tables)}) at {store.engine.url.render_as_string()}"
+        )
+
+
+def _print_cycle(result: object, dry_run: bool, no_reply: bool) -> None:
+    from pipeline.bot.timeline import CycleResult
+
+    assert isinstance(result, CycleResult)
+    mode = "no-reply" if no_reply else ("dry run" if dry_run else "live")
+    answered = Table(title=f"answered ({len(result.answered)}, {mode})", title_justify="left")
+    for column in ("post", "author", "decision", "outcome", "why", "draft"):
+        answered.add_column(column, overflow="fold")
+    for c in result.answered:
+        answered.add_row(
+            c.post.id,
+            c.post.author_username or "?",
+            c.decision,
+            c.outcome or "-",
+            escape(c.reason),
+            escape(c.draft or ""),
+        )
+    ignored = Table(title=f"ignored ({len(result.ignored)})", title_justify="left")
+    for column in ("post", "author", "why", "text"):
+        ignored.add_column(column, overflow="fold")
+    for c in result.ignored:
+        ignored.add_row(c.post.id, c.post.author_username or "?", escape(c.reason), escape(c.post.text[:140]))
+    stdout.print(answered)
+    stdout.print(ignored)
+    split = ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items())
+    stdout.print(f"time: {split}")
+
+
+def _cycle(cfg: BotConfig, *, no_reply: bool, dry_run: bool | None) -> None:
+    from pipeline.bot.config import XCredentials
+    from pipeline.bot.store import BotStore
+    from pipeline.bot.timeline import run_timeline_cycle
+    from pipeline.bot.x import XError, XInteractor
+    from pipeline.inference import ChatClient
+
+    store = BotStore(cfg.database_url)
+    store.init()
+    try:
+        x = XInteractor(cfg.x, XCredentials.from_env())
+        with ChatClient(cfg.inference) as chat:
+            result = run_timeline_cycle(cfg, store, x, chat, no_reply=no_reply, dry_run=dry_run)
+        _print_cycle(result, cfg.dry_run if dry_run is None else dry_run, no_reply)
+    except XError as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
+
+
+@bot_app.command("timeline")
+@user_errors
+def timeline(
+    config: ConfigOption,
+    bot: BotOption = None,
+    no_reply: Annotated[
+        bool, typer.Option("--no-reply", help="post nothing: print verdicts and drafts")
+    ] = False,
+) -> None:
+    """One timeline cycle: judge the unseen posts, answer (or draft), print what happened."""
+    _cycle(_bots(config, bot)[0], no_reply=no_reply, dry_run=True if no_reply else None)
+
+
+@bot_app.command("run")
+@user_errors
+def run(
+    config: ConfigOption,
+    bot: BotOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="post nothing, whatever the config says")
+    ] = False,
+    once: Annotated[bool, typer.Option("--once", help="one round of each due loop, then exit")] = False,
+) -> None:
+    """The loops: timeline (and, as they land, engagement and training) on their intervals."""
+    cfg = _bots(config, bot)[0]
+    due = {"timeline": 0.0}
+    while True:
+        if cfg.safety.kill_switch.exists():
+            console.print(f"[yellow]kill switch {cfg.safety.kill_switch} exists: stopping[/]")
+            return
+        now = time.monotonic()
+        if due["timeline"] <= now:
+            _cycle(cfg, no_reply=False, dry_run=True if dry_run else None)
+            due["timeline"] = now + cfg.loops.timeline_interval_s
+        if once:
+            return
+        time.sleep(max(1.0, min(due.values()) - time.monotonic()))
