@@ -248,6 +248,11 @@ kill_switch = "{tmp_path / "STOP"}"
     out = runner.invoke(app, ["bot", "run", "--config", str(config), "--once", "--dry-run"])
     assert out.exit_code == 0, out.output
     assert "dry run" in out.output and fake.calls("post") == 0
+    assert "engagement: 0/0 posts read in 0 API call(s)" in out.output  # nothing posted yet
+    out = runner.invoke(
+        app, ["bot", "export-rl", "--config", str(config), "--out", str(tmp_path / "rl.jsonl")]
+    )
+    assert out.exit_code == 0 and "0 row(s)" in out.output
     (tmp_path / "STOP").touch()
     out = runner.invoke(app, ["bot", "run", "--config", str(config)])
     assert out.exit_code == 0 and "kill switch" in out.output

@@ -117,6 +117,29 @@ def timeline(
     _cycle(_bots(config, bot)[0], no_reply=no_reply, dry_run=True if no_reply else None)
 
 
+def _engagement(cfg: BotConfig) -> None:
+    from pipeline.bot.config import XCredentials
+    from pipeline.bot.engagement import compute_rewards, snapshot_engagement
+    from pipeline.bot.store import BotStore
+    from pipeline.bot.x import XError, XInteractor
+
+    store = BotStore(cfg.database_url)
+    store.init()
+    try:
+        x = XInteractor(cfg.x, XCredentials.from_env())
+        snap = snapshot_engagement(cfg, store, x)
+        rewarded = compute_rewards(cfg, store, followers=x.me().followers)
+        mean = sum(r.reward for r in rewarded) / len(rewarded) if rewarded else float("nan")
+        stdout.print(
+            f"engagement: {snap.snapshots}/{snap.posts} posts read in {snap.api_calls} API call(s); "
+            f"{len(rewarded)} rewarded, mean reward {mean:.3f}"
+        )
+    except XError as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
+
+
 @bot_app.command("run")
 @user_errors
 def run(
@@ -125,11 +148,11 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="post nothing, whatever the config says")
     ] = False,
-    once: Annotated[bool, typer.Option("--once", help="one round of each due loop, then exit")] = False,
+    once: Annotated[bool, typer.Option("--once", help="one round of each loop, then exit")] = False,
 ) -> None:
-    """The loops: timeline (and, as they land, engagement and training) on their intervals."""
+    """The loops on their intervals: timeline (judge, answer) and engagement (snapshots, rewards)."""
     cfg = _bots(config, bot)[0]
-    due = {"timeline": 0.0}
+    due = {"timeline": 0.0, "engagement": 0.0}
     while True:
         if cfg.safety.kill_switch.exists():
             console.print(f"[yellow]kill switch {cfg.safety.kill_switch} exists: stopping[/]")
@@ -138,6 +161,30 @@ def run(
         if due["timeline"] <= now:
             _cycle(cfg, no_reply=False, dry_run=True if dry_run else None)
             due["timeline"] = now + cfg.loops.timeline_interval_s
+        if due["engagement"] <= now:
+            _engagement(cfg)
+            due["engagement"] = now + cfg.loops.engagement_interval_s
         if once:
             return
         time.sleep(max(1.0, min(due.values()) - time.monotonic()))
+
+
+@bot_app.command("export-rl")
+@user_errors
+def export_rl(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="JSONL file of (prompt, output, engagement, reward) rows")],
+    bot: BotOption = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="also rows an RL round already used")] = False,
+) -> None:
+    """Write the rewarded posts as `personas train rl` rows."""
+    from pipeline.bot.engagement import export_rl_rows
+    from pipeline.bot.store import BotStore
+
+    cfg = _bots(config, bot)[0]
+    store = BotStore(cfg.database_url)
+    try:
+        n = export_rl_rows(cfg, store, out, untrained_only=not all_rows)
+    finally:
+        store.close()
+    stdout.print(f"{n} row(s) -> {out}")
