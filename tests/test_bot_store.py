@@ -169,3 +169,17 @@ max_posts_per_day = 3
         parse_bots({"bots": [{"name": "a", "persona": {"name": "A"}}] * 2})
     with pytest.raises(BotFileError, match="no bot config"):
         load_bots(tmp_path / "missing.toml")
+
+
+def test_readme_bot_toml_is_valid() -> None:
+    """The bot.toml shown in README's 'X bot' section loads."""
+    import re
+    import tomllib
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## X bot", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```toml\n(.+?)\n```", section, re.DOTALL)
+    assert block is not None
+    (bot,) = parse_bots(tomllib.loads(block.group(1)))
+    assert bot.name == "tpot" and bot.dry_run and bot.inference.model == "tpot"
+    assert bot.safety.kill_switch == Path("data/bot/STOP")
