@@ -142,8 +142,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_bots(data: dict[str, Any]) -> list[BotConfig]:
+DATABASE_URL_ENV = "PERSONAS_BOT_DATABASE_URL"
+
+
+def parse_bots(data: dict[str, Any], environ: dict[str, str] | None = None) -> list[BotConfig]:
+    """Bots of a parsed bot.toml; $PERSONAS_BOT_DATABASE_URL (a deployment's, with its password) wins."""
+    env = os.environ if environ is None else environ
     shared = {k: v for k, v in data.items() if k not in ("bot", "bots")}
+    if env.get(DATABASE_URL_ENV):
+        shared["database_url"] = env[DATABASE_URL_ENV]
     tables: list[dict[str, Any]] = []
     if "bot" in data:
         tables.append(data["bot"])
@@ -151,6 +158,9 @@ def parse_bots(data: dict[str, Any]) -> list[BotConfig]:
     if not tables:
         raise BotFileError("no [bot] or [[bots]] table")
     bots = [BotConfig.model_validate(_merge(shared, table)) for table in tables]
+    if env.get(DATABASE_URL_ENV):
+        for bot in bots:
+            bot.database_url = env[DATABASE_URL_ENV]
     names = [b.name for b in bots]
     if len(set(names)) != len(names):
         raise BotFileError(f"bot names must be unique: {names}")
