@@ -129,9 +129,11 @@ def test_live_against_fake(tmp_path: Path, fake: FakeX, model: OpenAIStandIn) ->
         post = s.scalars(select(Post)).one()
         assert (post.status, post.tweet_id) == ("posted", sent[0].reply_id) and post.posted_at is not None
     # no-reply never posts, even for a live bot
-    fake.add_tweet("1", "@persona_bot and evals?")
+    later = fake.add_tweet("1", "@persona_bot and evals?")["id"]
     quiet = cycle(bot, store, fake, no_reply=True)
     assert [c.decision for c in quiet.answered] == ["draft"] and fake.calls("post") == 1
+    live = cycle(bot, store, fake)  # the preview left it unseen: the live cycle answers it
+    assert [(c.post.id, c.outcome) for c in live.answered] == [(later, "posted")] and fake.calls("post") == 2
 
 
 def test_crash_and_restart_do_not_post_twice(tmp_path: Path, fake: FakeX, model: OpenAIStandIn) -> None:

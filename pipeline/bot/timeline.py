@@ -3,7 +3,7 @@
 The model is asked, in the persona's voice, whether a post is worth answering (newsworthy, or
 substantive ideas to add to). X (2026) lets a bot reply only where the author mentioned it or
 quoted one of its posts, so answers to other posts are kept as drafts (`not_summoned`) rather
-than sent to be refused. With `no_reply` nothing is posted: every answer is a draft.
+than sent to be refused. With `no_reply` nothing is posted and nothing is marked seen: a preview.
 """
 
 from __future__ import annotations
@@ -168,19 +168,20 @@ def run_timeline_cycle(
                 if published.status in ("blocked", "refused", "failed"):
                     candidate.reason = f"{reason} [{published.status}: {published.reason}]"
         with _Clock(clock, "store"):
-            with store.session() as s:
-                s.merge(
-                    SeenTweet(
-                        bot=bot.name,
-                        tweet_id=post.id,
-                        author_id=post.author_id,
-                        text=post.text,
-                        # a send that failed (rate limit, credits, server) is judged again next cycle
-                        decision="retry" if candidate.outcome == "failed" else candidate.decision,
-                        reason=candidate.reason,
-                        draft=candidate.draft,
+            if not no_reply:  # a preview leaves the posts unseen for the live loop
+                with store.session() as s:
+                    s.merge(
+                        SeenTweet(
+                            bot=bot.name,
+                            tweet_id=post.id,
+                            author_id=post.author_id,
+                            text=post.text,
+                            # a send that failed (rate limit, credits, server) is judged again next cycle
+                            decision="retry" if candidate.outcome == "failed" else candidate.decision,
+                            reason=candidate.reason,
+                            draft=candidate.draft,
+                        )
                     )
-                )
             publisher.log("judge", candidate.decision, candidate.reason, post.id)
         (result.answered if answer else result.ignored).append(candidate)
     return result
