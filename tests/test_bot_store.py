@@ -183,3 +183,26 @@ def test_readme_bot_toml_is_valid() -> None:
     (bot,) = parse_bots(tomllib.loads(block.group(1)))
     assert bot.name == "tpot" and bot.dry_run and bot.inference.model == "tpot"
     assert bot.safety.kill_switch == Path("data/bot/STOP")
+
+
+def test_migrations_match_the_models(bot_store: BotStore) -> None:
+    """Alembic's head schema is exactly the SQLAlchemy models (a model change needs a migration)."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from pipeline.bot.store import Base, alembic_config
+
+    with bot_store.engine.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert context.get_current_revision() == "0001"
+        assert compare_metadata(context, Base.metadata) == []
+    config = alembic_config(bot_store.url)
+    with bot_store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
+    with bot_store.engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() is None
+    bot_store.init()
+    with bot_store.session() as s:
+        s.add(_post("after a downgrade and upgrade"))

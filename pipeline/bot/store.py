@@ -1,8 +1,8 @@
 """The bot's own SQL store (SQLAlchemy 2.x): SQLite embedded by default, PostgreSQL for deployment.
 
 One schema for both; every table carries the bot's name so several bots share one database.
-Columns are documented in pipeline/bot/README.md. `BotStore.init()` creates the schema
-(idempotent); migrations beyond the initial schema will go through Alembic.
+Columns are documented in pipeline/bot/README.md. `BotStore.init()` (`personas bot init`) runs the Alembic migrations in
+pipeline/bot/migrations up to head: it creates the schema and later upgrades it (idempotent).
 """
 
 from __future__ import annotations
@@ -173,6 +173,19 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(url: str) -> Any:
+    """Alembic's config for the bot's migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
 class BotStore:
     def __init__(self, url: str, **engine_options: Any):
         self.url = url
@@ -180,8 +193,13 @@ class BotStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def init(self) -> list[str]:
-        """Create every table that is missing; returns the schema's table names."""
-        Base.metadata.create_all(self.engine)
+        """Migrate the schema to the newest revision (creating it); returns the bot's table names."""
+        from alembic import command
+
+        config = alembic_config(self.url)
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
         return sorted(Base.metadata.tables)
 
     @contextmanager
