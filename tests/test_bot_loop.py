@@ -251,6 +251,7 @@ kill_switch = "{tmp_path / "STOP"}"
     assert out.exit_code == 0, out.output
     assert "dry run" in out.output and fake.calls("post") == 0
     assert "engagement: 0/0 posts read in 0 API call(s)" in out.output  # nothing posted yet
+    assert "rl: 0 new rewarded rows < 64" in out.output
     out = runner.invoke(
         app, ["bot", "export-rl", "--config", str(config), "--out", str(tmp_path / "rl.jsonl")]
     )

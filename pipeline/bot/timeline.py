@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from pipeline.bot.config import BotConfig, PersonaConfig
+from pipeline.bot.rl_loop import serving_model
 from pipeline.bot.safety import Publisher
 from pipeline.bot.store import BotStore, Post, SeenTweet
 from pipeline.bot.x import XInteractor, XPost
@@ -128,7 +129,7 @@ def run_timeline_cycle(
     clock = result.seconds
     publisher = Publisher(bot, store, x, dry_run=dry_run)
     params = {"temperature": 0.7, "max_tokens": 120, **(chat_params or {})}
-    model = bot.model.adapter_name
+    model = serving_model(bot)  # the RL adapter once one is live
     with _Clock(clock, "store"):
         with store.session() as s:
             judged = s.execute(

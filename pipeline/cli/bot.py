@@ -140,6 +140,25 @@ def _engagement(cfg: BotConfig) -> None:
         store.close()
 
 
+def _rl(cfg: BotConfig) -> None:
+    from pipeline.bot.rl_loop import check_rollback, rl_round
+    from pipeline.bot.store import BotStore
+    from pipeline.inference import ChatClient
+
+    store = BotStore(cfg.database_url)
+    store.init()
+    try:
+        with ChatClient(cfg.inference) as chat:
+            if check_rollback(cfg, store, chat):
+                stdout.print("rl: rewards fell under the new adapter: previous adapter restored")
+            result = rl_round(cfg, store, chat)
+        stdout.print(
+            f"rl: {result.reason}" + (f" ({result.rows} rows -> {result.adapter})" if result.ran else "")
+        )
+    finally:
+        store.close()
+
+
 @bot_app.command("run")
 @user_errors
 def run(
@@ -150,9 +169,9 @@ def run(
     ] = False,
     once: Annotated[bool, typer.Option("--once", help="one round of each loop, then exit")] = False,
 ) -> None:
-    """The loops on their intervals: timeline (judge, answer) and engagement (snapshots, rewards)."""
+    """The loops on their intervals: timeline (judge, answer), engagement (snapshots, rewards), RL."""
     cfg = _bots(config, bot)[0]
-    due = {"timeline": 0.0, "engagement": 0.0}
+    due = {"timeline": 0.0, "engagement": 0.0, "rl": 0.0}
     while True:
         if cfg.safety.kill_switch.exists():
             console.print(f"[yellow]kill switch {cfg.safety.kill_switch} exists: stopping[/]")
@@ -164,6 +183,9 @@ def run(
         if due["engagement"] <= now:
             _engagement(cfg)
             due["engagement"] = now + cfg.loops.engagement_interval_s
+        if due["rl"] <= now:
+            _rl(cfg)
+            due["rl"] = now + cfg.loops.rl_interval_s
         if once:
             return
         time.sleep(max(1.0, min(due.values()) - time.monotonic()))
