@@ -210,3 +210,42 @@ def export_rl(
     finally:
         store.close()
     stdout.print(f"{n} row(s) -> {out}")
+
+
+@bot_app.command("jumpstart")
+@user_errors
+def jumpstart(
+    config: ConfigOption,
+    bot: BotOption = None,
+    download_only: Annotated[
+        bool, typer.Option("--download-only", help="write the shards, skip SFT")
+    ] = False,
+) -> None:
+    """Followed accounts' posts (round robin, to the token budget) as shards, then LoRA SFT."""
+    from pipeline.bot.config import XCredentials
+    from pipeline.bot.jumpstart import download, train_jumpstart
+    from pipeline.bot.store import BotStore
+    from pipeline.bot.x import XError, XInteractor
+
+    cfg = _bots(config, bot)[0]
+    if not cfg.follow:
+        raise ValueError(f"bot {cfg.name} follows nobody: set `follow` in {config}")
+    store = BotStore(cfg.database_url)
+    store.init()
+    out = cfg.model.checkpoint_dir / cfg.name / "jumpstart" / "shards"
+    try:
+        result = download(cfg, store, XInteractor(cfg.x, XCredentials.from_env()), out)
+    except XError as exc:
+        raise _fail(exc) from None
+    finally:
+        store.close()
+    per = ", ".join(f"@{h} {n:,}" for h, n in result.per_account.items())
+    stdout.print(
+        f"jumpstart: {result.posts:,} posts, ~{result.tokens:,} tokens, {len(result.shards)} shard(s) in {out} "
+        f"(stopped by {result.stopped_by}; {per})"
+        + (f"; not found: {', '.join(result.missing)}" if result.missing else "")
+    )
+    if download_only or not result.shards:
+        return
+    adapter = train_jumpstart(cfg, result.shards)
+    stdout.print(f"jumpstart adapter -> {adapter}")
