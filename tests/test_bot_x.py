@@ -68,6 +68,10 @@ def test_reads(fake: FakeX) -> None:
     rest, token = x.user_tweets("1", max_results=5, pagination_token=token)
     assert len(rest) == 3 and token is None
     assert x.home_timeline(10, since_id=max(fake.timeline, key=int)) == []  # empty list: no `data`
+    for i in range(240):
+        fake.add_tweet("2", f"bulk {i}")
+    before = fake.calls("home")
+    assert len(x.home_timeline(230)) == 230 and fake.calls("home") - before == 3  # pages of 100, 100, 30
 
 
 def test_writes_and_policy(fake: FakeX) -> None:

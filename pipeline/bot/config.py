@@ -31,7 +31,9 @@ class PersonaConfig(BaseModel):
 
 
 class LoopConfig(BaseModel):
-    timeline_length: int = Field(50, ge=1, le=100, description="home-timeline tweets fetched per cycle")
+    timeline_length: int = Field(
+        50, ge=1, le=800, description="home-timeline posts read per cycle (pages of 100; X keeps ~800)"
+    )
     timeline_interval_s: float = Field(900.0, gt=0)
     engagement_interval_s: float = Field(3600.0, gt=0)
     rl_interval_s: float = Field(86400.0, gt=0)

@@ -329,17 +329,25 @@ class XInteractor:
         return self._me
 
     def home_timeline(self, max_results: int = 50, since_id: str | None = None) -> list[XPost]:
-        """Newest first; `since_id` skips what an earlier cycle already fetched."""
-        response = self._call(
-            "GET /2/users/:id/timelines/reverse_chronological",
-            self.client.get_home_timeline,
-            max_results=max(1, min(100, max_results)),
-            since_id=since_id,
-            tweet_fields=TWEET_FIELDS,
-            expansions=["author_id"],
-            user_auth=True,
-        )
-        return self._posts(response)
+        """Newest first, up to `max_results` (pages of 100); `since_id` skips what was already read."""
+        posts: list[XPost] = []
+        token: str | None = None
+        while len(posts) < max_results:
+            response = self._call(
+                "GET /2/users/:id/timelines/reverse_chronological",
+                self.client.get_home_timeline,
+                max_results=max(1, min(100, max_results - len(posts))),
+                since_id=since_id,
+                pagination_token=token,
+                tweet_fields=TWEET_FIELDS,
+                expansions=["author_id"],
+                user_auth=True,
+            )
+            posts += self._posts(response)
+            token = (response.meta or {}).get("next_token")
+            if not token:
+                break
+        return posts
 
     def user_tweets(
         self, user_id: str, max_results: int = 100, pagination_token: str | None = None
