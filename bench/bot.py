@@ -6,7 +6,8 @@
   every reply summoned), the tiny random-weight model (pipeline.train.tiny) served by
   tests/support/chat_server.py (transformers, CPU). A random model almost never says YES, so the
   judge's answer is prefixed with "YES" by the harness: every post then costs one judging call and
-  one generation call of the real model, the cycle's worst case. Wall time is split into API,
+  one generation call of the real model, the cycle's worst case. The seeded random model also
+  repeats itself, so the harness numbers its drafts, else the no-duplicates rule blocks them. Wall time is split into API,
   judging, generation and store (the cycle's own clocks).
 - **engagement**: one `snapshot_engagement` over `--posts` posted posts: X API calls made vs the
   minimum (ceil(posts / 100), ids batched 100 per request), wall time, then `compute_rewards`.
@@ -38,11 +39,16 @@ RESULTS = Path(__file__).parent / "results"
 
 
 class AlwaysAnswer(ChatClient):
-    """The harness's judge override: the model's verdict, prefixed YES (see the module doc)."""
+    """The harness: the model's verdict prefixed YES, its drafts numbered (see the module doc)."""
+
+    drafts = 0
 
     def chat(self, messages: Any, model: str | None = None, **params: Any) -> str:
         text = super().chat(messages, model, **params)
-        return "YES " + text if "Answer YES or NO" in messages[-1]["content"] else text
+        if "Answer YES or NO" in messages[-1]["content"]:
+            return "YES " + text
+        self.drafts += 1
+        return f"{self.drafts}: {text}"
 
 
 def timeline(tweets: int, tmp: Path) -> dict[str, Any]:

@@ -138,6 +138,18 @@ def test_rewards_stored_and_exported_for_rl(tmp_path: Path, fake: FakeX) -> None
     values = [r.reward for r in sorted(rewarded, key=lambda r: r.post_id)]
     assert len(values) == 6 and values == sorted(values) and values[0] < values[-1]
     with store.session() as s:
+        last = s.scalars(select(EngagementSnapshot).order_by(EngagementSnapshot.id.desc())).first()
+        assert last is not None
+        one = reward(
+            StreamingScorer.load(digests),
+            likes=last.likes,
+            retweets=last.retweets,
+            age_s=last.age_s,
+            followers=200,
+            length=len("post number 5 about models"),
+        )
+    assert values[-1] == pytest.approx(one)  # the batch equals score_one, post by post
+    with store.session() as s:
         assert all(p.reward is not None and p.reward_at is not None for p in s.scalars(select(Post)))
     out = tmp_path / "rl.jsonl"
     assert export_rl_rows(bot, store, out, followers=200) == 6

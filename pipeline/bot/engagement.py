@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pipeline.bot.config import BotConfig
 from pipeline.bot.store import Action, BotStore, EngagementSnapshot, Post, utcnow
@@ -161,25 +161,29 @@ def compute_rewards(
                 "length": np.array([float(len(p.content)) for p, _ in pairs]),
             }
         )
-    out = []
+    likes = np.array([projected(snap.likes, snap.age_s) for _, snap in pairs])
+    retweets = np.array([projected(snap.retweets, snap.age_s) for _, snap in pairs])
+    # one vectorized pass of the same scoring as score_one (history not updated)
+    values = scorer.score(
+        {
+            "likes": likes,
+            "retweets": retweets,
+            "followers": np.full(len(pairs), math.nan if followers is None else float(followers)),
+            "length": np.array([float(len(post.content)) for post, _ in pairs]),
+        },
+        update=False,
+    ).quality
     now = utcnow()
+    rewards = {post.id: float(value) for (post, _), value in zip(pairs, values, strict=True)}
     with store.session() as s:
-        for post, snap in pairs:
-            value = reward(
-                scorer,
-                likes=snap.likes,
-                retweets=snap.retweets,
-                age_s=snap.age_s,
-                followers=followers,
-                length=len(post.content),
-            )
-            row = s.get_one(Post, post.id)
-            row.reward, row.reward_at = value, now
-            out.append(
-                Rewarded(
-                    post.id, value, projected(snap.likes, snap.age_s), projected(snap.retweets, snap.age_s)
-                )
-            )
+        s.execute(
+            update(Post),
+            [{"id": pid, "reward": value, "reward_at": now} for pid, value in rewards.items()],
+        )
+    out = [
+        Rewarded(post.id, rewards[post.id], float(lk), float(rt))
+        for (post, _), lk, rt in zip(pairs, likes, retweets, strict=True)
+    ]
     return out
 
 
