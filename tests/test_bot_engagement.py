@@ -15,13 +15,14 @@ from sqlalchemy import select
 from pipeline.bot.config import BotConfig, PersonaConfig, XConfig, XCredentials
 from pipeline.bot.engagement import (
     age_share,
+    collect_comments,
     compute_rewards,
     export_rl_rows,
     projected,
     reward,
     snapshot_engagement,
 )
-from pipeline.bot.store import BotStore, EngagementSnapshot, Post, content_hash, utcnow
+from pipeline.bot.store import BotStore, Comment, EngagementSnapshot, Post, content_hash, utcnow
 from pipeline.bot.x import XInteractor
 from pipeline.scoring import StreamingScorer
 from tests.support.fake_x import ENV, ME_ID, FakeX, serve_fake_x
@@ -168,3 +169,24 @@ def test_rewards_stored_and_exported_for_rl(tmp_path: Path, fake: FakeX) -> None
         for post in s.scalars(select(Post)):
             post.trained_at = utcnow()
     assert export_rl_rows(bot, store, out) == 0  # only new rows by default
+
+
+def test_replies_and_quotes_collected(tmp_path: Path, fake: FakeX) -> None:
+    bot, store, x, ids = setup(tmp_path, fake, 3)
+    fake.add_user("1", "amy")
+    fake.add_tweet("1", "replying to you", reply_to=ids[0])
+    fake.add_tweet("1", "quoting you", quote_of=ids[0])
+    fake.add_tweet("1", "another reply", reply_to=ids[1])
+    snapshot_engagement(bot, store, x)
+    first = collect_comments(bot, store, x)
+    assert (first.posts_checked, first.new_comments, first.api_calls) == (2, 3, 3)  # post 2 has none: no call
+    with store.session() as s:
+        got = sorted((c.kind, c.text, c.author_handle) for c in s.scalars(select(Comment)))
+    assert got == [
+        ("quote", "quoting you", "amy"),
+        ("reply", "another reply", "amy"),
+        ("reply", "replying to you", "amy"),
+    ]
+    snapshot_engagement(bot, store, x)
+    again = collect_comments(bot, store, x)
+    assert (again.posts_checked, again.api_calls) == (0, 0)  # nothing new: nothing fetched

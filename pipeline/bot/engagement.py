@@ -28,8 +28,8 @@ import orjson
 from sqlalchemy import select, update
 
 from pipeline.bot.config import BotConfig
-from pipeline.bot.store import Action, BotStore, EngagementSnapshot, Post, utcnow
-from pipeline.bot.x import XInteractor
+from pipeline.bot.store import Action, BotStore, Comment, EngagementSnapshot, Post, utcnow
+from pipeline.bot.x import XInteractor, XPost
 from pipeline.scoring import StreamingScorer, score_one
 from pipeline.store.atomic import atomic_write_bytes
 
@@ -90,6 +90,54 @@ def snapshot_engagement(
             )
         )
     return SnapshotResult(len(by_tweet), len(found), missing, x.calls - calls)
+
+
+@dataclass
+class Collected:
+    posts_checked: int
+    new_comments: int
+    api_calls: int
+
+
+def collect_comments(bot: BotConfig, store: BotStore, x: XInteractor) -> Collected:
+    """Replies to and quotes of our posts into `comments`, only for posts whose latest snapshot
+    shows more replies/quotes than are stored (each lookup is one request: 75 per 15 min)."""
+    calls = x.calls
+    latest = _latest(store, bot.name)
+    with store.session() as s:
+        known: dict[tuple[int, str], int] = {}
+        for post_id, kind in s.execute(select(Comment.post_id, Comment.kind)):
+            known[(post_id, kind)] = known.get((post_id, kind), 0) + 1
+        stored = set(s.scalars(select(Comment.tweet_id)))
+    found: list[Comment] = []
+    checked = 0
+    for post, snap in latest:
+        if not post.tweet_id:
+            continue
+        wanted = [("quote", snap.quotes), ("reply", snap.replies)]
+        if all(count <= known.get((post.id, kind), 0) for kind, count in wanted):
+            continue
+        checked += 1
+        if snap.quotes > known.get((post.id, "quote"), 0):
+            found += [_comment(post.id, "quote", q) for q in x.quote_tweets(post.tweet_id)]
+        if snap.replies > known.get((post.id, "reply"), 0):
+            found += [_comment(post.id, "reply", r) for r in x.conversation(post.tweet_id)]
+    fresh = [c for c in found if c.tweet_id not in stored]
+    with store.session() as s:
+        s.add_all(fresh)
+    return Collected(checked, len(fresh), x.calls - calls)
+
+
+def _comment(post_id: int, kind: str, post: XPost) -> Comment:
+    return Comment(
+        post_id=post_id,
+        tweet_id=post.id,
+        kind=kind,
+        author_id=post.author_id,
+        author_handle=post.author_username,
+        text=post.text,
+        created_at=post.created_at,
+    )
 
 
 def age_share(age_s: float, tau_s: float = TAU_S) -> float:

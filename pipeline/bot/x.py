@@ -410,6 +410,19 @@ class XInteractor:
         )
         return self._posts(response)
 
+    def conversation(self, root_id: str, max_results: int = 100) -> list[XPost]:
+        """Replies in a post's thread (recent search, last 7 days): `conversation_id:<root>`."""
+        response = self._call(
+            "GET /2/tweets/search/recent",
+            self.client.search_recent_tweets,
+            f"conversation_id:{root_id}",
+            max_results=max(10, min(100, max_results)),
+            tweet_fields=TWEET_FIELDS,
+            expansions=["author_id"],
+            user_auth=True,
+        )
+        return self._posts(response)
+
     # -- writes ----------------------------------------------------------------------------------
 
     def _create(self, **kwargs: Any) -> str:

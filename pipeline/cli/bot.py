@@ -119,7 +119,7 @@ def timeline(
 
 def _engagement(cfg: BotConfig) -> None:
     from pipeline.bot.config import XCredentials
-    from pipeline.bot.engagement import compute_rewards, snapshot_engagement
+    from pipeline.bot.engagement import collect_comments, compute_rewards, snapshot_engagement
     from pipeline.bot.store import BotStore
     from pipeline.bot.x import XError, XInteractor
 
@@ -128,10 +128,12 @@ def _engagement(cfg: BotConfig) -> None:
     try:
         x = XInteractor(cfg.x, XCredentials.from_env())
         snap = snapshot_engagement(cfg, store, x)
+        comments = collect_comments(cfg, store, x)
         rewarded = compute_rewards(cfg, store, followers=x.me().followers)
         mean = sum(r.reward for r in rewarded) / len(rewarded) if rewarded else float("nan")
         stdout.print(
             f"engagement: {snap.snapshots}/{snap.posts} posts read in {snap.api_calls} API call(s); "
+            f"{comments.new_comments} new replies/quotes ({comments.api_calls} call(s)); "
             f"{len(rewarded)} rewarded, mean reward {mean:.3f}"
         )
     except XError as exc:

@@ -70,6 +70,7 @@ ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("POST", "post", r"/2/tweets"),
         ("DELETE", "delete", r"/2/tweets/(?P<id>\d+)"),
         ("GET", "tweets", r"/2/tweets"),
+        ("GET", "search", r"/2/tweets/search/recent"),
         ("GET", "liking_users", r"/2/tweets/(?P<id>\d+)/liking_users"),
         ("GET", "retweeted_by", r"/2/tweets/(?P<id>\d+)/retweeted_by"),
         ("GET", "quote_tweets", r"/2/tweets/(?P<id>\d+)/quote_tweets"),
@@ -585,6 +586,22 @@ def _handler(server: FakeX) -> type[BaseHTTPRequestHandler]:
 
         def r_retweeted_by(self, route: str, args: dict[str, str], query: dict[str, str], body: Any) -> None:
             self._list(route, server.retweeters.get(args["id"], []), query, users=True)
+
+        def r_search(self, route: str, args: dict[str, str], query: dict[str, str], body: Any) -> None:
+            """Only `conversation_id:<id>` queries (what the bot sends); keyword search is not faked."""
+            q = query.get("query", "")
+            if not q.startswith("conversation_id:"):
+                self._problem(
+                    400, "Invalid Request", "the fake supports conversation_id: queries only", route
+                )
+                return
+            root = q.split(":", 1)[1]
+            ids = [
+                t["id"]
+                for t in server.tweets.values()
+                if t.get("conversation_id") == root and t["id"] != root
+            ]
+            self._list(route, sorted(ids, key=int, reverse=True), query, lo=10)
 
         def r_quote_tweets(self, route: str, args: dict[str, str], query: dict[str, str], body: Any) -> None:
             ids = [
