@@ -251,3 +251,24 @@ def jumpstart(
         return
     adapter = train_jumpstart(cfg, result.shards)
     stdout.print(f"jumpstart adapter -> {adapter}")
+
+
+@bot_app.command("distill-prompts")
+@user_errors
+def distill_prompts_command(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="ChatML JSONL file for `personas train distill --prompts`")],
+    student: Annotated[
+        str, typer.Option(help="the student base model, for the printed command")
+    ] = "<student>",
+) -> None:
+    """Hand-off to reverse distillation: every bot's answered prompts, and the command to run."""
+    from pipeline.bot.config import load_bots
+    from pipeline.bot.ecosystem import distill_prompts
+
+    rows, teachers = distill_prompts(load_bots(config), out)
+    stdout.print(f"{rows} prompt(s) from {len(teachers)} bot(s) -> {out}")
+    stdout.print(
+        f"personas train distill --teachers {','.join(teachers)} --student {student} --prompts {out}",
+        soft_wrap=True,
+    )
