@@ -261,3 +261,53 @@ kill_switch = "{tmp_path / "STOP"}"
     assert out.exit_code == 0 and "kill switch" in out.output
     out = runner.invoke(app, ["bot", "timeline", "--config", str(tmp_path / "nope.toml")])
     assert out.exit_code == 2 and "no bot config" in out.output
+
+
+def test_run_loop_outlives_x_errors(
+    tmp_path: Path, fake: FakeX, model: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    fake.add_tweet("2", "@persona_bot are you up?")
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        f"""
+[bot]
+name = "tpot"
+database_url = "sqlite:///{tmp_path / "loop.db"}"
+dry_run = false
+[bot.persona]
+name = "Tpot"
+[bot.loops]
+timeline_interval_s = 0.1
+engagement_interval_s = 0.1
+rl_interval_s = 1000
+[bot.x]
+base_url = "{fake.url}"
+[bot.inference]
+base_url = "{model.base_url}"
+model = "tiny-base"
+[bot.safety]
+kill_switch = "{tmp_path / "STOP"}"
+"""
+    )
+    credits = {"title": "CreditsDepleted", "detail": "no credits left", "type": "x/credits", "status": 402}
+    fake.fail("home", 402, body=credits)
+    stopper = threading.Timer(2.5, (tmp_path / "STOP").touch)
+    stopper.start()
+    try:
+        out = CliRunner().invoke(app, ["bot", "run", "--config", str(config)])
+    finally:
+        stopper.cancel()
+    assert out.exit_code == 0, out.output
+    assert "timeline: credits_depleted" in out.output  # logged, not fatal
+    assert "answered (1, live)" in out.output and len(fake.posts_by(ME_ID)) == 1  # the next cycle worked
+    assert "kill switch" in out.output
+    assert fake.calls("home") <= 6  # about one try a second, no tight loop
+    once = CliRunner().invoke(app, ["bot", "timeline", "--config", str(config)])
+    assert once.exit_code == 0
+    fake.fail("home", 402, body=credits)
+    failed = CliRunner().invoke(app, ["bot", "timeline", "--config", str(config)])
+    assert failed.exit_code == 2 and "no credits left" in failed.output  # one-shot commands report and exit 2

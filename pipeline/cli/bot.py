@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,7 +89,7 @@ def _cycle(cfg: BotConfig, *, no_reply: bool, dry_run: bool | None) -> None:
     from pipeline.bot.config import XCredentials
     from pipeline.bot.store import BotStore
     from pipeline.bot.timeline import run_timeline_cycle
-    from pipeline.bot.x import XError, XInteractor
+    from pipeline.bot.x import XInteractor
     from pipeline.inference import ChatClient
 
     store = BotStore(cfg.database_url)
@@ -98,8 +99,6 @@ def _cycle(cfg: BotConfig, *, no_reply: bool, dry_run: bool | None) -> None:
         with ChatClient(cfg.inference) as chat:
             result = run_timeline_cycle(cfg, store, x, chat, no_reply=no_reply, dry_run=dry_run)
         _print_cycle(result, cfg.dry_run if dry_run is None else dry_run, no_reply)
-    except XError as exc:
-        raise _fail(exc) from None
     finally:
         store.close()
 
@@ -114,14 +113,19 @@ def timeline(
     ] = False,
 ) -> None:
     """One timeline cycle: judge the unseen posts, answer (or draft), print what happened."""
-    _cycle(_bots(config, bot)[0], no_reply=no_reply, dry_run=True if no_reply else None)
+    from pipeline.bot.x import XError
+
+    try:
+        _cycle(_bots(config, bot)[0], no_reply=no_reply, dry_run=True if no_reply else None)
+    except XError as exc:
+        raise _fail(exc) from None
 
 
 def _engagement(cfg: BotConfig) -> None:
     from pipeline.bot.config import XCredentials
     from pipeline.bot.engagement import collect_comments, compute_rewards, snapshot_engagement
     from pipeline.bot.store import BotStore
-    from pipeline.bot.x import XError, XInteractor
+    from pipeline.bot.x import XInteractor
 
     store = BotStore(cfg.database_url)
     store.init()
@@ -136,8 +140,6 @@ def _engagement(cfg: BotConfig) -> None:
             f"{comments.new_comments} new replies/quotes ({comments.api_calls} call(s)); "
             f"{len(rewarded)} rewarded, mean reward {mean:.3f}"
         )
-    except XError as exc:
-        raise _fail(exc) from None
     finally:
         store.close()
 
@@ -172,22 +174,38 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="one round of each loop, then exit")] = False,
 ) -> None:
     """The loops on their intervals: timeline (judge, answer), engagement (snapshots, rewards), RL."""
+    from pipeline.bot.x import RateLimited, XError
+    from pipeline.inference import InferenceError
+
     cfg = _bots(config, bot)[0]
-    due = {"timeline": 0.0, "engagement": 0.0, "rl": 0.0}
+    loops: dict[str, tuple[Callable[[], None], float]] = {
+        "timeline": (
+            lambda: _cycle(cfg, no_reply=False, dry_run=True if dry_run else None),
+            cfg.loops.timeline_interval_s,
+        ),
+        "engagement": (lambda: _engagement(cfg), cfg.loops.engagement_interval_s),
+        "rl": (lambda: _rl(cfg), cfg.loops.rl_interval_s),
+    }
+    due = dict.fromkeys(loops, 0.0)
     while True:
         if cfg.safety.kill_switch.exists():
             console.print(f"[yellow]kill switch {cfg.safety.kill_switch} exists: stopping[/]")
             return
-        now = time.monotonic()
-        if due["timeline"] <= now:
-            _cycle(cfg, no_reply=False, dry_run=True if dry_run else None)
-            due["timeline"] = now + cfg.loops.timeline_interval_s
-        if due["engagement"] <= now:
-            _engagement(cfg)
-            due["engagement"] = now + cfg.loops.engagement_interval_s
-        if due["rl"] <= now:
-            _rl(cfg)
-            due["rl"] = now + cfg.loops.rl_interval_s
+        for name, (step, interval) in loops.items():
+            if due[name] > time.monotonic():
+                continue
+            wait = interval
+            try:
+                step()
+            except (XError, InferenceError) as exc:
+                if once:
+                    raise _fail(exc) from None
+                # a long-running bot outlives X's and the model server's bad moments: log, wait, go on
+                if isinstance(exc, RateLimited) and exc.reset_at is not None:
+                    wait = max(interval, exc.reset_at - time.time() + 1)
+                outcome = getattr(exc, "outcome", "inference_error")
+                console.print(f"[yellow]{name}: {outcome}: {escape(str(exc))}; next try in {wait:.0f} s[/]")
+            due[name] = time.monotonic() + wait
         if once:
             return
         time.sleep(max(1.0, min(due.values()) - time.monotonic()))
