@@ -49,6 +49,7 @@ def test_download_all_into_shards(tmp_path: Path, fake: FakeX) -> None:
     bot, store, x = setup(tmp_path, fake)
     result = download(bot, store, x, tmp_path / "shards", shard_bytes=5000)
     assert result.stopped_by == "exhausted" and result.missing == ["nobody"]
+    assert fake.calls("users_by") == 1  # three handles, one lookup
     assert result.per_account == {"amy": 250, "bob": 30}
     assert fake.calls("user_tweets") == 4  # amy: 3 pages of 100, bob: 1
     assert [p.name for p in result.shards] == [f"{i}.json" for i in range(len(result.shards))]

@@ -43,14 +43,14 @@ class Download:
     missing: list[str] = field(default_factory=list)
 
 
-def _community(store: BotStore, bot: BotConfig, x: XInteractor) -> dict[str, str]:
-    """Look up the followed handles; store their profiles; return handle -> user id."""
+def refresh_community(bot: BotConfig, store: BotStore, x: XInteractor) -> dict[str, str]:
+    """Look up the followed handles (100 per request); store their profiles; return handle -> user id."""
+    wanted = {h.lower(): h for h in bot.follow}
     ids: dict[str, str] = {}
+    users = x.users(bot.follow) if bot.follow else []
     with store.session() as s:
-        for handle in bot.follow:
-            user = x.user(handle)
-            if user is None:
-                continue
+        for user in users:
+            handle = wanted.get(user.username.lower(), user.username)
             ids[handle] = user.id
             row = s.scalars(
                 select(CommunityMember).where(
@@ -79,7 +79,7 @@ def download(
     cap = memory_cap_bytes or bot.sft.memory_cap_bytes
     shard_limit = shard_bytes or bot.sft.shard_bytes
     result = Download()
-    accounts = _community(store, bot, x)
+    accounts = refresh_community(bot, store, x)
     result.missing = [h for h in bot.follow if h not in accounts]
     cursors: dict[str, str | None] = dict.fromkeys(accounts)
     active = list(accounts)

@@ -373,6 +373,21 @@ class XInteractor:
         )
         return self._user(response.data.data) if response.data is not None else None
 
+    def users(self, usernames: Iterable[str]) -> list[XUser]:
+        """Profiles of several accounts, 100 usernames per request; unknown ones are left out."""
+        names = list(dict.fromkeys(u.lstrip("@") for u in usernames))
+        found: list[XUser] = []
+        for start in range(0, len(names), IDS_PER_REQUEST):
+            response = self._call(
+                "GET /2/users/by",
+                self.client.get_users,
+                usernames=names[start : start + IDS_PER_REQUEST],
+                user_fields=USER_FIELDS,
+                user_auth=True,
+            )
+            found += [self._user(u.data) for u in response.data or []]
+        return found
+
     def metrics(self, post_ids: Iterable[str], *, non_public: bool = False) -> dict[str, XPost]:
         """Current metrics of posts, 100 ids per request. `non_public` only for own posts < 30 days old."""
         ids = list(dict.fromkeys(post_ids))

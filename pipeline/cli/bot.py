@@ -124,6 +124,7 @@ def timeline(
 def _engagement(cfg: BotConfig) -> None:
     from pipeline.bot.config import XCredentials
     from pipeline.bot.engagement import collect_comments, compute_rewards, snapshot_engagement
+    from pipeline.bot.jumpstart import refresh_community
     from pipeline.bot.store import BotStore
     from pipeline.bot.x import XInteractor
 
@@ -133,11 +134,13 @@ def _engagement(cfg: BotConfig) -> None:
         x = XInteractor(cfg.x, XCredentials.from_env())
         snap = snapshot_engagement(cfg, store, x)
         comments = collect_comments(cfg, store, x)
+        community = refresh_community(cfg, store, x)
         rewarded = compute_rewards(cfg, store, followers=x.me().followers)
         mean = sum(r.reward for r in rewarded) / len(rewarded) if rewarded else float("nan")
         stdout.print(
             f"engagement: {snap.snapshots}/{snap.posts} posts read in {snap.api_calls} API call(s); "
             f"{comments.new_comments} new replies/quotes ({comments.api_calls} call(s)); "
+            f"{len(community)}/{len(cfg.follow)} followed profiles refreshed; "
             f"{len(rewarded)} rewarded, mean reward {mean:.3f}"
         )
     finally:
