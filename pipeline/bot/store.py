@@ -8,6 +8,7 @@ pipeline/bot/migrations up to head: it creates the schema and later upgrades it 
 from __future__ import annotations
 
 import hashlib
+import logging
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -194,6 +195,10 @@ class BotStore:
 
     def init(self) -> list[str]:
         """Migrate the schema to the newest revision (creating it); returns the bot's table names."""
+        alembic_log = logging.getLogger("alembic")
+        if alembic_log.level == logging.NOTSET:
+            # its INFO lines (plugins at import, "Context impl") would repeat every loop round
+            alembic_log.setLevel(logging.WARNING)
         from alembic import command
 
         config = alembic_config(self.url)
