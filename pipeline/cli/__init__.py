@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.cli import bot as _bot  # noqa: F401 (registers bot init, timeline, run)
 from pipeline.cli import datasets as _datasets  # noqa: F401 (registers build, report, publish)
 from pipeline.cli import discord as _discord  # noqa: F401 (registers discord extract, users, generate)
 from pipeline.cli import hydrate as _hydrate  # noqa: F401 (registers hydrate urls, images, stats)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the bot's store (`BotStore.init()` upgrades to head)."""
