@@ -137,3 +137,27 @@ def test_async_concurrency_against_vllm(vllm_server: VllmServer) -> None:
         return [r.usage.completion_tokens for r in results]
 
     assert asyncio.run(many()) == [6] * 6
+
+
+def test_adapter_replaced_in_place_under_a_stable_name(vllm_server: VllmServer, tmp_path: Path) -> None:
+    """The bot's RL loop serves each round's adapter under one stable name (load_inplace), and rolls
+    back the same way: the name must answer with the new weights, then with the old ones again."""
+    from pipeline.train.tiny import build_tiny_adapter
+
+    base = Path(vllm_server.config.model)
+    first = vllm_server.config.adapters["ada"]
+    second = str(build_tiny_adapter(tmp_path / "round-2", base, seed=7))
+    with ChatClient(InferenceConfig(base_url=vllm_server.base_url, timeout_s=60)) as client:
+
+        def reply(model: str) -> str:
+            return client.chat(MESSAGES, model=model, max_tokens=8, temperature=0, seed=0)
+
+        client.load_adapter("stable", second)
+        client.load_adapter("round-2", second)
+        new = reply("round-2")
+        assert reply("stable") == new != reply("ada")
+        client.load_adapter("stable", first, replace=True)  # rollback to the first round's weights
+        assert reply("stable") == reply("ada")
+        assert [m["id"] for m in client.list_models()].count("stable") == 1
+        client.unload_adapter("stable")
+        client.unload_adapter("round-2")
