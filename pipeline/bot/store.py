@@ -98,6 +98,15 @@ class EngagementSnapshot(Base):
     quotes: Mapped[int] = mapped_column(Integer, default=0)
     bookmarks: Mapped[int | None] = mapped_column(Integer)
     impressions: Mapped[int | None] = mapped_column(Integer)
+    # own posts < 30 days, user context only (NULL when X refused or did not send them)
+    link_clicks: Mapped[int | None] = mapped_column(Integer)
+    profile_clicks: Mapped[int | None] = mapped_column(Integer)
+    engagements: Mapped[int | None] = mapped_column(Integer)
+    organic_impressions: Mapped[int | None] = mapped_column(Integer)
+    organic_likes: Mapped[int | None] = mapped_column(Integer)
+    organic_retweets: Mapped[int | None] = mapped_column(Integer)
+    organic_replies: Mapped[int | None] = mapped_column(Integer)
+    metrics_scope: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
 
 
 class CommunityMember(Base):
