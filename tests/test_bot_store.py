@@ -79,6 +79,7 @@ def test_schema_round_trip(bot_store: BotStore) -> None:
         "comments",
         "community",
         "engagement_snapshots",
+        "persona_voice",
         "posts",
         "seen_tweets",
     ]  # idempotent

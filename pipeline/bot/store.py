@@ -122,6 +122,19 @@ class CommunityMember(Base):
     bio: Mapped[str | None] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(String(256))
     summary: Mapped[str | None] = mapped_column(Text)
+    summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PersonaVoice(Base):
+    """The persona's voice as RL moved it (`persona.adaptive`): style hints for the prompts."""
+
+    __tablename__ = "persona_voice"
+
+    bot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    style: Mapped[str] = mapped_column(Text)
+    habits: Mapped[Any] = mapped_column(JSON)
+    based_on: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -1,4 +1,4 @@
-"""engagement snapshots: non-public and organic metrics of own posts
+"""non-public/organic metrics on snapshots, community.summary_at, persona_voice
 
 Revision ID: 0002
 Revises: 0001
@@ -33,9 +33,23 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("metrics_scope", sa.String(length=16), server_default="public", nullable=False)
         )
+    with op.batch_alter_table("community") as batch:
+        batch.add_column(sa.Column("summary_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "persona_voice",
+        sa.Column("bot", sa.String(length=64), nullable=False),
+        sa.Column("style", sa.Text(), nullable=False),
+        sa.Column("habits", sa.JSON(), nullable=False),
+        sa.Column("based_on", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("bot"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("persona_voice")
+    with op.batch_alter_table("community") as batch:
+        batch.drop_column("summary_at")
     with op.batch_alter_table("engagement_snapshots") as batch:
         batch.drop_column("metrics_scope")
         for name in reversed(COLUMNS):
