@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from pipeline.bot.config import BotConfig, PersonaConfig, XConfig, XCredentials
+from pipeline.bot.config import BotConfig, LoopConfig, PersonaConfig, XConfig, XCredentials
 from pipeline.bot.engagement import (
     age_share,
     collect_comments,
@@ -25,7 +25,7 @@ from pipeline.bot.engagement import (
 from pipeline.bot.store import BotStore, Comment, EngagementSnapshot, Post, content_hash, utcnow
 from pipeline.bot.x import XInteractor
 from pipeline.scoring import StreamingScorer
-from tests.support.fake_x import ENV, ME_ID, FakeX, serve_fake_x
+from tests.support.fake_x import ENV, ME_ID, FakeX, serve_fake_x, x_time
 
 pytestmark = pytest.mark.network_loopback
 
@@ -89,6 +89,68 @@ def test_snapshots_batch_ids_and_track_growth(tmp_path: Path, fake: FakeX) -> No
         ).all()
     assert [(v.likes, v.retweets, v.impressions) for v in snaps] == [(0, 0, 0), (7, 2, 500)]
     assert 7100 < snaps[1].age_s < 7300
+
+
+def test_own_recent_posts_get_non_public_and_organic_metrics(tmp_path: Path, fake: FakeX) -> None:
+    """< 30 days: non_public + organic metrics stored; older (or refused by X): public only, none lost."""
+    bot, store, x, ids = setup(tmp_path, fake, 3, loops=LoopConfig(snapshot_max_age_days=60))
+    old_at = utcnow() - timedelta(days=40)
+    fake.tweets[ids[1]]["created_at"] = x_time(old_at)
+    fake.tweets[ids[2]]["created_at"] = x_time(old_at)  # our row says 2 h: X refuses, we fall back
+    with store.session() as s:
+        s.scalars(select(Post).where(Post.tweet_id == ids[1])).one().posted_at = old_at
+    fake.bump(
+        ids[0], like_count=4, impression_count=300, engagements=12, url_link_clicks=2, user_profile_clicks=3
+    )
+    fake.bump(ids[1], like_count=1, impression_count=50, engagements=9)
+    result = snapshot_engagement(bot, store, x)
+    assert (result.snapshots, result.missing) == (3, [])
+    private = [
+        r
+        for r in fake.requests
+        if r["route"] == "tweets" and "non_public_metrics" in r["query"]["tweet.fields"]
+    ]
+    assert len(private) == 1 and "organic_metrics" in private[0]["query"]["tweet.fields"]
+    assert sorted(private[0]["query"]["ids"].split(",")) == sorted(
+        [ids[0], ids[2]]
+    )  # the 40-day one not asked
+    with store.session() as s:
+        snaps = {
+            t: snap
+            for t, snap in s.execute(
+                select(Post.tweet_id, EngagementSnapshot).join(Post, Post.id == EngagementSnapshot.post_id)
+            )
+        }
+    young, old, refused = snaps[ids[0]], snaps[ids[1]], snaps[ids[2]]
+    assert (young.metrics_scope, young.likes, young.impressions, young.engagements) == (
+        "non_public",
+        4,
+        300,
+        12,
+    )
+    assert (young.link_clicks, young.profile_clicks) == (2, 3)
+    assert (young.organic_impressions, young.organic_likes, young.organic_retweets) == (300, 4, 0)
+    for snap in (old, refused):
+        assert snap.metrics_scope == "public" and snap.engagements is None and snap.organic_likes is None
+    assert (old.likes, old.impressions) == (1, 50)
+
+
+def test_non_public_refused_outright_falls_back_to_public(tmp_path: Path, fake: FakeX) -> None:
+    bot, store, x, _ = setup(tmp_path, fake, 2)
+    fake.fail(
+        "tweets",
+        403,
+        body={
+            "title": "Unsupported Authentication",
+            "detail": "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.",
+            "type": "https://api.twitter.com/2/problems/unsupported-authentication",
+            "status": 403,
+        },
+    )
+    result = snapshot_engagement(bot, store, x)
+    assert (result.snapshots, result.missing, result.api_calls) == (2, [], 2)
+    with store.session() as s:
+        assert {snap.metrics_scope for snap in s.scalars(select(EngagementSnapshot))} == {"public"}
 
 
 def test_old_posts_are_not_snapshotted(tmp_path: Path, fake: FakeX) -> None:

@@ -79,6 +79,7 @@ def test_schema_round_trip(bot_store: BotStore) -> None:
         "comments",
         "community",
         "engagement_snapshots",
+        "persona_voice",
         "posts",
         "seen_tweets",
     ]  # idempotent
@@ -195,7 +196,7 @@ def test_migrations_match_the_models(bot_store: BotStore) -> None:
 
     with bot_store.engine.connect() as conn:
         context = MigrationContext.configure(conn)
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
         assert compare_metadata(context, Base.metadata) == []
     config = alembic_config(bot_store.url)
     with bot_store.engine.begin() as conn:

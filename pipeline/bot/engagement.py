@@ -1,7 +1,9 @@
 """The engagement loop and the reward: snapshots of our posts' metrics, turned into a scalar.
 
 Snapshots: every posted post younger than `loops.snapshot_max_age_days` is read, 100 ids per
-request (the X maximum), with non-public metrics (own posts < 30 days may have them).
+request (the X maximum). Posts younger than 30 days are asked for `non_public_metrics` and
+`organic_metrics` too (X gives them to user context for own posts < 30 days only); older ones, and
+any X refuses ("Field Authorization Error", app-only auth), are read with public metrics only.
 
 Reward: engagement grows with a post's age, so counts are first projected to their expected
 final value, dividing by the share a post usually has at that age, 1 - exp(-age / tau) (tau
@@ -29,7 +31,7 @@ from sqlalchemy import select, update
 
 from pipeline.bot.config import BotConfig
 from pipeline.bot.store import Action, BotStore, Comment, EngagementSnapshot, Post, utcnow
-from pipeline.bot.x import XInteractor, XPost
+from pipeline.bot.x import PRIVATE_MAX_AGE_S, XInteractor, XPost
 from pipeline.scoring import StreamingScorer, score_one
 from pipeline.store.atomic import atomic_write_bytes
 
@@ -61,12 +63,20 @@ def snapshot_engagement(
         ).all()
     by_tweet = {tweet_id: (row_id, posted_at) for row_id, tweet_id, posted_at in rows if tweet_id}
     calls = x.calls
-    found = x.metrics(by_tweet, non_public=True) if by_tweet else {}
+    young = [
+        t
+        for t, (_, at) in by_tweet.items()
+        if at is not None and (now - at).total_seconds() < PRIVATE_MAX_AGE_S
+    ]
+    old = [t for t in by_tweet if t not in young]
+    found = x.metrics(young, non_public=True) if young else {}
+    if old:
+        found.update(x.metrics(old))
     missing = [t for t in by_tweet if t not in found]
     with store.session() as s:
         for tweet_id, post in found.items():
             row_id, posted_at = by_tweet[tweet_id]
-            m = post.metrics
+            m, np_, org = post.metrics, post.non_public, post.organic
             s.add(
                 EngagementSnapshot(
                     post_id=row_id,
@@ -77,7 +87,15 @@ def snapshot_engagement(
                     replies=m.get("reply_count", 0),
                     quotes=m.get("quote_count", 0),
                     bookmarks=m.get("bookmark_count"),
-                    impressions=m.get("impression_count"),
+                    impressions=np_.get("impression_count", m.get("impression_count")),
+                    link_clicks=np_.get("url_link_clicks", org.get("url_link_clicks")),
+                    profile_clicks=np_.get("user_profile_clicks", org.get("user_profile_clicks")),
+                    engagements=np_.get("engagements"),
+                    organic_impressions=org.get("impression_count"),
+                    organic_likes=org.get("like_count"),
+                    organic_retweets=org.get("retweet_count"),
+                    organic_replies=org.get("reply_count"),
+                    metrics_scope="non_public" if np_ or org else "public",
                 )
             )
         s.add(

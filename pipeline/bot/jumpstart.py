@@ -5,7 +5,7 @@ account is represented even when the budget runs out early. It stops at the toke
 (4 characters per token), at the memory cap (bytes downloaded), or when every timeline is
 exhausted. Posts go to `0.json`, `1.json`, ... shards (JSON lists) of about `sft.shard_bytes`,
 flushed as they fill, so memory holds at most one shard. The followed accounts' profiles are
-stored in the `community` table on the way.
+stored in the `community` table on the way (summaries are left to the engagement loop).
 
 SFT: each post becomes a ChatML example (persona system prompt, "write a post like @author",
 the post as the trained assistant turn), trained by pipeline.train.sft with LoRA on
@@ -15,21 +15,26 @@ q_proj/k_proj/v_proj into `<checkpoint_dir>/<bot>/jumpstart`.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import select
 
+from pipeline.bot.community import polish, stats_summary, word_counts
 from pipeline.bot.config import BotConfig
 from pipeline.bot.store import BotStore, CommunityMember, utcnow
 from pipeline.bot.timeline import persona_system
-from pipeline.bot.x import XInteractor
+from pipeline.bot.x import XInteractor, XUser
+from pipeline.inference import ChatClient
 from pipeline.store.atomic import atomic_write_bytes
 
 log = logging.getLogger("pipeline.bot")
 CHARS_PER_TOKEN = 4
+SUMMARY_MAX_AGE = timedelta(days=1)
 
 
 @dataclass
@@ -43,11 +48,26 @@ class Download:
     missing: list[str] = field(default_factory=list)
 
 
-def refresh_community(bot: BotConfig, store: BotStore, x: XInteractor) -> dict[str, str]:
-    """Look up the followed handles (100 per request); store their profiles; return handle -> user id."""
+def refresh_community(
+    bot: BotConfig,
+    store: BotStore,
+    x: XInteractor,
+    *,
+    chat: ChatClient | None = None,
+    summarize: bool = True,
+    summary_max_age: timedelta = SUMMARY_MAX_AGE,
+    recent_posts: int = 50,
+) -> dict[str, str]:
+    """Look up the followed handles (100 per request); store their profiles; return handle -> user id.
+
+    With `summarize`, accounts whose `summary` is missing or older than `summary_max_age` get one
+    (one request each for their recent posts): pipeline.bot.community's statistics, rewritten by
+    the model when `chat` is given."""
     wanted = {h.lower(): h for h in bot.follow}
     ids: dict[str, str] = {}
     users = x.users(bot.follow) if bot.follow else []
+    now = utcnow()
+    stale: list[XUser] = []
     with store.session() as s:
         for user in users:
             handle = wanted.get(user.username.lower(), user.username)
@@ -61,7 +81,30 @@ def refresh_community(bot: BotConfig, store: BotStore, x: XInteractor) -> dict[s
                 row = CommunityMember(bot=bot.name, handle=user.username)
                 s.add(row)
             row.user_id, row.followers, row.following = user.id, user.followers, user.following
-            row.bio, row.location, row.updated_at = user.description, user.location, utcnow()
+            row.bio, row.location, row.updated_at = user.description, user.location, now
+            if summarize and (
+                row.summary is None or row.summary_at is None or now - row.summary_at > summary_max_age
+            ):
+                stale.append(user)
+    if not stale:
+        return ids
+    recent = {user.username: x.user_tweets(user.id, max_results=recent_posts)[0] for user in stale}
+    counts = {u.username: word_counts(u.description, recent[u.username]) for u in stale}
+    total = sum(counts.values(), Counter[str]())
+    summaries = {}
+    for user in stale:
+        posts = recent[user.username]
+        stats = stats_summary(user.description, posts, total - counts[user.username])
+        summaries[user.username] = (
+            polish(chat, user.username, user.description, posts, stats) if chat else stats
+        )
+    with store.session() as s:
+        for row in s.scalars(
+            select(CommunityMember).where(
+                CommunityMember.bot == bot.name, CommunityMember.handle.in_(summaries)
+            )
+        ):
+            row.summary, row.summary_at = summaries[row.handle], now
     return ids
 
 
@@ -79,7 +122,7 @@ def download(
     cap = memory_cap_bytes or bot.sft.memory_cap_bytes
     shard_limit = shard_bytes or bot.sft.shard_bytes
     result = Download()
-    accounts = refresh_community(bot, store, x)
+    accounts = refresh_community(bot, store, x, summarize=False)  # the download reads their posts anyway
     result.missing = [h for h in bot.follow if h not in accounts]
     cursors: dict[str, str | None] = dict.fromkeys(accounts)
     active = list(accounts)

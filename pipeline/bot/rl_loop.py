@@ -9,6 +9,9 @@ place with a new path each round, as vLLM needs for fresh weights (ChatClient.lo
 Rollback: once `rl.min_new_rows` posts written since the active adapter went live have rewards,
 their mean is compared with the mean of the rows that adapter was trained on; a drop larger than
 `rl.rollback_margin` puts the previous adapter back.
+
+Voice: with `persona.adaptive`, each trained round also updates the persona's style hints from
+its best-rewarded recent posts (pipeline.bot.voice); otherwise only the adapter moves.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import func, select
 from pipeline.bot.config import BotConfig
 from pipeline.bot.engagement import export_rl_rows
 from pipeline.bot.store import Action, BotStore, Post, utcnow
+from pipeline.bot.voice import adapt_voice
 from pipeline.inference import ChatClient
 from pipeline.store.atomic import atomic_write_bytes
 
@@ -137,6 +141,7 @@ def rl_round(
         "trained",
         f"round {round_no}: {rows} rows, mean reward {float(mean or 0):.3f}, adapter {adapter}",
     )
+    adapt_voice(bot, store)  # persona.adaptive: the voice follows the best-rewarded posts too
     return RLRound(True, "trained", rows, adapter, float(mean or 0.0))
 
 

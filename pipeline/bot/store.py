@@ -98,6 +98,15 @@ class EngagementSnapshot(Base):
     quotes: Mapped[int] = mapped_column(Integer, default=0)
     bookmarks: Mapped[int | None] = mapped_column(Integer)
     impressions: Mapped[int | None] = mapped_column(Integer)
+    # own posts < 30 days, user context only (NULL when X refused or did not send them)
+    link_clicks: Mapped[int | None] = mapped_column(Integer)
+    profile_clicks: Mapped[int | None] = mapped_column(Integer)
+    engagements: Mapped[int | None] = mapped_column(Integer)
+    organic_impressions: Mapped[int | None] = mapped_column(Integer)
+    organic_likes: Mapped[int | None] = mapped_column(Integer)
+    organic_retweets: Mapped[int | None] = mapped_column(Integer)
+    organic_replies: Mapped[int | None] = mapped_column(Integer)
+    metrics_scope: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
 
 
 class CommunityMember(Base):
@@ -113,6 +122,19 @@ class CommunityMember(Base):
     bio: Mapped[str | None] = mapped_column(Text)
     location: Mapped[str | None] = mapped_column(String(256))
     summary: Mapped[str | None] = mapped_column(Text)
+    summary_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PersonaVoice(Base):
+    """The persona's voice as RL moved it (`persona.adaptive`): style hints for the prompts."""
+
+    __tablename__ = "persona_voice"
+
+    bot: Mapped[str] = mapped_column(String(64), primary_key=True)
+    style: Mapped[str] = mapped_column(Text)
+    habits: Mapped[Any] = mapped_column(JSON)
+    based_on: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -20,24 +20,27 @@ from pipeline.bot.config import BotConfig, PersonaConfig
 from pipeline.bot.rl_loop import serving_model
 from pipeline.bot.safety import Publisher
 from pipeline.bot.store import BotStore, Post, SeenTweet
+from pipeline.bot.voice import current_style
 from pipeline.bot.x import XInteractor, XPost
 from pipeline.inference import ChatClient
 
 VERDICT = re.compile(r"^\W*(yes|no)\b[\s:.,-]*(.*)", re.I | re.S)
 
 
-def persona_system(persona: PersonaConfig) -> str:
+def persona_system(persona: PersonaConfig, style: str | None = None) -> str:
+    """The system prompt; `style`: the RL-adapted voice hints (pipeline.bot.voice, `persona.adaptive`)."""
     interests = ", ".join(persona.interests) or "whatever its community talks about"
     return (
         f"You are {persona.name}. {persona.description}".strip()
         + f"\nYou write in a {persona.tone} voice and care about {interests}."
+        + (f"\n{style}" if style else "")
     )
 
 
-def judge_messages(persona: PersonaConfig, post: XPost) -> list[dict[str, str]]:
+def judge_messages(persona: PersonaConfig, post: XPost, style: str | None = None) -> list[dict[str, str]]:
     author = f"@{post.author_username}" if post.author_username else "someone"
     return [
-        {"role": "system", "content": persona_system(persona)},
+        {"role": "system", "content": persona_system(persona, style)},
         {
             "role": "user",
             "content": f"{author} posted:\n\n{post.text}\n\n"
@@ -47,10 +50,10 @@ def judge_messages(persona: PersonaConfig, post: XPost) -> list[dict[str, str]]:
     ]
 
 
-def draft_messages(persona: PersonaConfig, post: XPost) -> list[dict[str, str]]:
+def draft_messages(persona: PersonaConfig, post: XPost, style: str | None = None) -> list[dict[str, str]]:
     author = f"@{post.author_username}" if post.author_username else "someone"
     return [
-        {"role": "system", "content": persona_system(persona)},
+        {"role": "system", "content": persona_system(persona, style)},
         {
             "role": "user",
             "content": f"{author} posted:\n\n{post.text}\n\n"
@@ -130,6 +133,7 @@ def run_timeline_cycle(
     publisher = Publisher(bot, store, x, dry_run=dry_run)
     params = {"temperature": 0.7, "max_tokens": 120, **(chat_params or {})}
     model = serving_model(bot)  # the RL adapter once one is live
+    style = current_style(bot, store)  # the RL-adapted voice (persona.adaptive), else None
     with _Clock(clock, "store"):
         with store.session() as s:
             judged = s.execute(
@@ -148,13 +152,13 @@ def run_timeline_cycle(
     for post in reversed(fresh):  # oldest first, like a reader catching up
         with _Clock(clock, "judging"):
             answer, reason = parse_verdict(
-                chat.chat(judge_messages(bot.persona, post), model=model, **params)
+                chat.chat(judge_messages(bot.persona, post, style), model=model, **params)
             )
         candidate = Candidate(post, "answer" if answer else "ignore", reason)
         if answer:
             with _Clock(clock, "generation"):
                 candidate.draft = clean_draft(
-                    chat.chat(draft_messages(bot.persona, post), model=model, **params)
+                    chat.chat(draft_messages(bot.persona, post, style), model=model, **params)
                 )
             if no_reply:
                 candidate.decision = "draft"
@@ -163,7 +167,10 @@ def run_timeline_cycle(
             else:
                 with _Clock(clock, "api"):
                     published = publisher.publish(
-                        candidate.draft, draft_messages(bot.persona, post), in_reply_to=post.id, reason=reason
+                        candidate.draft,
+                        draft_messages(bot.persona, post, style),
+                        in_reply_to=post.id,
+                        reason=reason,
                     )
                 candidate.outcome, candidate.reply_id = published.status, published.tweet_id
                 if published.status in ("blocked", "refused", "failed"):

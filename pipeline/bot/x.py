@@ -41,6 +41,8 @@ TWEET_FIELDS = [
     "in_reply_to_user_id",
     "public_metrics",
 ]
+PRIVATE_METRIC_FIELDS = ("non_public_metrics", "organic_metrics")
+PRIVATE_MAX_AGE_S = 30 * 86400 - 3600  # X's limit is 30 days; an hour of margin for clock skew
 USER_FIELDS = ["description", "location", "public_metrics"]
 IDS_PER_REQUEST = 100
 TWEEPY_ORIGINS = ("https://api.twitter.com", "https://api.x.com")
@@ -102,7 +104,9 @@ class XPost:
     conversation_id: str | None = None
     in_reply_to_user_id: str | None = None
     referenced: list[tuple[str, str]] = field(default_factory=list)
-    metrics: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, int] = field(default_factory=dict)  # public_metrics
+    non_public: dict[str, int] = field(default_factory=dict)  # own posts < 30 days, user context
+    organic: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -295,11 +299,6 @@ class XInteractor:
         for tweet in response.data or []:
             data = tweet.data
             metrics = dict(data.get("public_metrics") or {})
-            for extra in ("non_public_metrics", "organic_metrics"):
-                for name, value in (data.get(extra) or {}).items():
-                    metrics.setdefault(name, value)
-                    if name == "impression_count":
-                        metrics[name] = value  # own posts: the exact count
             author = str(data["author_id"]) if data.get("author_id") is not None else None
             posts.append(
                 XPost(
@@ -314,6 +313,8 @@ class XInteractor:
                     else None,
                     referenced=[(r["type"], str(r["id"])) for r in data.get("referenced_tweets") or []],
                     metrics=metrics,
+                    non_public=dict(data.get("non_public_metrics") or {}),
+                    organic=dict(data.get("organic_metrics") or {}),
                 )
             )
         return posts
@@ -389,18 +390,44 @@ class XInteractor:
         return found
 
     def metrics(self, post_ids: Iterable[str], *, non_public: bool = False) -> dict[str, XPost]:
-        """Current metrics of posts, 100 ids per request. `non_public` only for own posts < 30 days old."""
+        """Current metrics of posts, 100 ids per request.
+
+        `non_public` adds `non_public_metrics` and `organic_metrics`, which X gives only to user
+        context for the account's own posts younger than 30 days: for any other post it answers
+        200 with a "Field Authorization Error" and drops the post, and app-only auth may be refused
+        outright (403). Those posts are read again with public metrics only, so none goes missing
+        because of the extra fields."""
         ids = list(dict.fromkeys(post_ids))
-        fields = ["public_metrics", "created_at", "author_id"] + (
-            ["non_public_metrics"] if non_public else []
-        )
+        public = ["public_metrics", "created_at", "author_id"]
         found: dict[str, XPost] = {}
         for start in range(0, len(ids), IDS_PER_REQUEST):
             batch = ids[start : start + IDS_PER_REQUEST]
-            response = self._call(
-                "GET /2/tweets", self.client.get_tweets, batch, tweet_fields=fields, user_auth=True
-            )
-            found.update((p.id, p) for p in self._posts(response))
+            refused = batch
+            if non_public:
+                try:
+                    response = self._call(
+                        "GET /2/tweets",
+                        self.client.get_tweets,
+                        batch,
+                        tweet_fields=public + list(PRIVATE_METRIC_FIELDS),
+                        user_auth=True,
+                    )
+                except NotAllowed as exc:
+                    log.info("non-public metrics refused (%s); reading public metrics only", exc)
+                else:
+                    posts = self._posts(response)
+                    found.update((p.id, p) for p in posts)
+                    denied = {
+                        str(e.get("resource_id") or e.get("value"))
+                        for e in response.errors or []
+                        if "field authorization" in str(e.get("title", "")).lower()
+                    }
+                    refused = [i for i in batch if i in denied]
+            if refused:
+                response = self._call(
+                    "GET /2/tweets", self.client.get_tweets, refused, tweet_fields=public, user_auth=True
+                )
+                found.update((p.id, p) for p in self._posts(response))
         return found
 
     def _users(self, key: str, fn: Callable[..., Any], post_id: str) -> list[XUser]:

@@ -127,6 +127,7 @@ def _engagement(cfg: BotConfig) -> None:
     from pipeline.bot.jumpstart import refresh_community
     from pipeline.bot.store import BotStore
     from pipeline.bot.x import XInteractor
+    from pipeline.inference import ChatClient
 
     store = BotStore(cfg.database_url)
     store.init()
@@ -134,7 +135,11 @@ def _engagement(cfg: BotConfig) -> None:
         x = XInteractor(cfg.x, XCredentials.from_env())
         snap = snapshot_engagement(cfg, store, x)
         comments = collect_comments(cfg, store, x)
-        community = refresh_community(cfg, store, x)
+        if cfg.inference.model:
+            with ChatClient(cfg.inference) as chat:
+                community = refresh_community(cfg, store, x, chat=chat)
+        else:
+            community = refresh_community(cfg, store, x)
         rewarded = compute_rewards(cfg, store, followers=x.me().followers)
         mean = sum(r.reward for r in rewarded) / len(rewarded) if rewarded else float("nan")
         stdout.print(

@@ -55,6 +55,9 @@ METRIC_KEYS = (
     "bookmark_count",
     "impression_count",
 )
+PRIVATE_KEYS = ("url_link_clicks", "user_profile_clicks", "engagements")  # non_public / organic only
+PRIVATE_FIELDS = ("non_public_metrics", "organic_metrics")
+PRIVATE_MAX_AGE_S = 30 * 86400
 
 ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
     (m, name, re.compile(f"^{p}$"))
@@ -167,6 +170,7 @@ class FakeX:
                 "created_at": x_time(created_at or datetime.now(UTC)),
                 "edit_history_tweet_ids": [tweet_id],
                 "public_metrics": dict.fromkeys(METRIC_KEYS, 0),
+                "private_metrics": dict.fromkeys(PRIVATE_KEYS, 0),
             }
             if reply_to is not None:
                 parent = self.tweets[reply_to]
@@ -186,11 +190,11 @@ class FakeX:
             return tweet
 
     def bump(self, tweet_id: str, **deltas: int) -> None:
-        """Engagement changing over time: bump(id, like_count=3, impression_count=100)."""
+        """Engagement changing over time: bump(id, like_count=3, impression_count=100, engagements=5)."""
         with self._lock:
-            metrics = self.tweets[tweet_id]["public_metrics"]
+            tweet = self.tweets[tweet_id]
             for key, delta in deltas.items():
-                metrics[key] += delta
+                tweet["private_metrics" if key in PRIVATE_KEYS else "public_metrics"][key] += delta
 
     def posts_by(self, author_id: str = ME_ID) -> list[dict[str, Any]]:
         return [t for t in self.tweets.values() if t["author_id"] == author_id]
@@ -238,11 +242,42 @@ def _route(command: str, path: str) -> tuple[str, re.Match[str]] | None:
 def _tweet_view(server: FakeX, tweet: dict[str, Any], fields: set[str]) -> dict[str, Any]:
     out = {k: tweet[k] for k in ("id", "text", "edit_history_tweet_ids")}
     for key in fields:
-        if key in tweet:
+        if key in tweet and key != "private_metrics":
             out[key] = dict(tweet[key]) if isinstance(tweet[key], dict) else tweet[key]
-    if "non_public_metrics" in fields and tweet["author_id"] == ME_ID:
-        out["non_public_metrics"] = {"impression_count": tweet["public_metrics"]["impression_count"]}
+    public, private = tweet["public_metrics"], tweet["private_metrics"]
+    if "non_public_metrics" in fields:
+        out["non_public_metrics"] = {"impression_count": public["impression_count"], **private}
+    if "organic_metrics" in fields:
+        out["organic_metrics"] = {
+            **{k: public[k] for k in ("impression_count", "like_count", "reply_count", "retweet_count")},
+            "url_link_clicks": private["url_link_clicks"],
+            "user_profile_clicks": private["user_profile_clicks"],
+        }
     return out
+
+
+def _private_refused(tweet: dict[str, Any], fields: set[str], auth: str | None) -> list[dict[str, Any]]:
+    """X's rule: non_public/organic metrics only with user context, own posts < 30 days; else the
+    post is dropped from `data` and a "Field Authorization Error" per field comes with HTTP 200."""
+    wanted = [f for f in PRIVATE_FIELDS if f in fields]
+    if not wanted:
+        return []
+    created = datetime.strptime(tweet["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    age_s = (datetime.now(UTC) - created).total_seconds()
+    if auth == "oauth1" and tweet["author_id"] == ME_ID and age_s < PRIVATE_MAX_AGE_S:
+        return []
+    return [
+        {
+            "value": tweet["id"],
+            "detail": f"Sorry, you are not authorized to access '{f}' on the Tweet with ids: [{tweet['id']}].",
+            "title": "Field Authorization Error",
+            "resource_type": "tweet",
+            "parameter": f,
+            "resource_id": tweet["id"],
+            "type": "https://api.twitter.com/2/problems/not-authorized-for-field",
+        }
+        for f in wanted
+    ]
 
 
 def _user_view(user: dict[str, Any], fields: set[str]) -> dict[str, Any]:
@@ -257,6 +292,7 @@ def _handler(server: FakeX) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
+        auth_kind: str | None = None
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -333,7 +369,7 @@ def _handler(server: FakeX) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"ok": True})
                 return
             url = f"http://{self.headers.get('Host')}{self.path}"
-            auth = self._auth(url)
+            auth = self.auth_kind = self._auth(url)
             with server._lock:
                 server.requests.append(
                     {
@@ -418,8 +454,18 @@ def _handler(server: FakeX) -> type[BaseHTTPRequestHandler]:
             single: bool = False,
         ) -> None:
             fields = self._fields(query, "tweet.fields")
+            errors: list[dict[str, Any]] = []
+            allowed = []
+            for t in tweets:
+                refused = _private_refused(t, fields, self.auth_kind)
+                errors += refused
+                if not refused:
+                    allowed.append(t)
+            tweets = allowed
             data = [_tweet_view(server, t, fields) for t in tweets]
-            payload: dict[str, Any] = {"data": data[0] if single else data}
+            payload: dict[str, Any] = {"data": data[0] if single else data} if data else {}
+            if errors:
+                payload["errors"] = errors
             if "author_id" in self._fields(query, "expansions"):
                 authors = {t["author_id"] for t in tweets}
                 payload["includes"] = {
