@@ -99,3 +99,51 @@ def test_rl_round_hot_load_and_rollback(
     assert server.adapters == {"tpot": str(first.adapter)}
     state = adapter_state(bot)
     assert state["active"]["round"] == 1 and state["rolled_back"]["round"] == 2
+
+
+def test_rollback_restores_the_voice_of_the_restored_adapter(
+    tmp_path: Path, chat: tuple[ChatClient, OpenAIStandIn]
+) -> None:
+    """persona.adaptive: each round records the voice it served with; a rollback puts that voice
+    back together with the adapter (training stubbed: the voice bookkeeping is under test)."""
+    from pipeline.bot.store import PersonaVoice
+    from pipeline.bot.voice import current_style
+
+    client, _ = chat
+    bot = BotConfig(
+        name="tpot",
+        persona=PersonaConfig(name="Tpot", adaptive=True),
+        database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        model=ModelConfig(base="unused", checkpoint_dir=tmp_path / "ckpt"),
+        rl=RLConfig(min_new_rows=4, rollback_margin=0.1),
+    )
+    store = BotStore(bot.database_url)
+    store.init()
+
+    def stub(name: str) -> Any:
+        class Result:
+            out = tmp_path / name
+
+        Result.out.mkdir()
+        return lambda config, show_progress: Result
+
+    add_posts(store, [0.1 * i for i in range(8)])
+    assert rl_round(bot, store, client, train=stub("round1")).ran
+    voice_1 = current_style(bot, store)
+    assert voice_1 and adapter_state(bot)["active"]["voice"] == voice_1
+
+    with store.session() as s:  # round 2 learns from shouting, question-asking posts
+        for i in range(8):
+            text = f"WHY DO SMALL MODELS WIN {i}?"
+            s.add(Post(bot="tpot", tweet_id=str(9500 + i), prompt=[], content=text,
+                       content_hash=content_hash(text), status="posted", posted_at=utcnow(),
+                       reward=0.9 + i / 100, reward_at=utcnow()))  # fmt: skip
+    assert rl_round(bot, store, client, train=stub("round2")).ran
+    voice_2 = current_style(bot, store)
+    assert voice_2 and voice_2 != voice_1
+
+    add_posts(store, [0.0, 0.0, 0.0, 0.0], start=40)  # rewards fall under round 2
+    assert check_rollback(bot, store, client)
+    assert current_style(bot, store) == voice_1
+    with store.session() as s:
+        assert s.get(PersonaVoice, "tpot") is not None

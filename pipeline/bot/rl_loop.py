@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from pipeline.bot.config import BotConfig
 from pipeline.bot.engagement import export_rl_rows
 from pipeline.bot.store import Action, BotStore, Post, utcnow
-from pipeline.bot.voice import adapt_voice
+from pipeline.bot.voice import adapt_voice, current_style, restore_voice
 from pipeline.inference import ChatClient
 from pipeline.store.atomic import atomic_write_bytes
 
@@ -128,11 +128,13 @@ def rl_round(
             select(Post).where(Post.bot == bot.name, Post.reward.is_not(None), Post.trained_at.is_(None))
         ):
             post.trained_at = now
+    adapt_voice(bot, store)  # persona.adaptive: the voice follows the best-rewarded posts too
     active = {
         "path": str(adapter),
         "round": round_no,
         "mean_reward": float(mean or 0.0),
         "since": now.isoformat(),
+        "voice": current_style(bot, store),  # what a rollback to this round puts back
     }
     atomic_write_bytes(_state_path(bot), orjson.dumps({"active": active, "previous": state.get("active")}))
     _log(
@@ -141,7 +143,6 @@ def rl_round(
         "trained",
         f"round {round_no}: {rows} rows, mean reward {float(mean or 0):.3f}, adapter {adapter}",
     )
-    adapt_voice(bot, store)  # persona.adaptive: the voice follows the best-rewarded posts too
     return RLRound(True, "trained", rows, adapter, float(mean or 0.0))
 
 
@@ -169,6 +170,7 @@ def check_rollback(bot: BotConfig, store: BotStore, chat: ChatClient) -> bool:
     else:
         chat.unload_adapter(served_name(bot))
         restored = None
+    restore_voice(bot, store, (previous or {}).get("voice"))  # the voice goes back with its adapter
     atomic_write_bytes(
         _state_path(bot), orjson.dumps({"active": restored, "previous": None, "rolled_back": active})
     )

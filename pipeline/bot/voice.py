@@ -110,3 +110,24 @@ def current_style(bot: BotConfig, store: BotStore) -> str | None:
     with store.session() as s:
         voice = s.get(PersonaVoice, bot.name)
         return voice.style if voice is not None else None
+
+
+def restore_voice(bot: BotConfig, store: BotStore, style: str | None) -> None:
+    """Put back the style hints that went with an adapter (rollback); None drops the learned voice,
+    so the prompts fall back to the configured persona."""
+    if not bot.persona.adaptive:
+        return
+    with store.session() as s:
+        voice = s.get(PersonaVoice, bot.name)
+        if style is None:
+            if voice is not None:
+                s.delete(voice)
+        else:
+            voice = voice or PersonaVoice(bot=bot.name, habits={}, based_on=0)
+            voice.style, voice.updated_at = style, utcnow()
+            s.add(voice)
+        s.add(
+            Action(
+                bot=bot.name, action="voice", outcome="restored", reason=(style or "configured voice")[:500]
+            )
+        )
