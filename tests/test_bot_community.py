@@ -84,3 +84,23 @@ def test_summary_polished_by_the_model(tmp_path: Path, fake: FakeX) -> None:
         refresh_community(bot, store, x, chat=chat, summary_max_age=timedelta(0))
         chat.close()
     assert (summaries(store)["amy"] or "").startswith("posts about ")  # model down: statistics kept
+
+
+def test_summaries_reach_the_timeline_prompts(tmp_path: Path, fake: FakeX) -> None:
+    """The judge and the draft see what the bot knows of a followed author, ahead of the post."""
+    from pipeline.bot.timeline import run_timeline_cycle
+
+    bot, store, x = setup(tmp_path, fake)
+    refresh_community(bot, store, x)
+    amy = summaries(store)["amy"]
+    assert amy
+    stand_in = OpenAIStandIn(reply=lambda body: "YES: worth it")
+    with (
+        serve_openai(stand_in) as model,
+        ChatClient(InferenceConfig(base_url=model.base_url, model="tiny-base", max_retries=0)) as chat,
+    ):
+        run_timeline_cycle(bot, store, x, chat, no_reply=True)
+    prompts = [r["messages"][-1]["content"] for r in model.requests]
+    by_amy = [p for p in prompts if "@amy posted:" in p]
+    assert by_amy and all(p.startswith(f"About @amy: {amy}\n\n@amy posted:") for p in by_amy)
+    assert not any("About @bob" in p for p in prompts if "@amy posted:" in p)

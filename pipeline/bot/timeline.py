@@ -19,7 +19,7 @@ from sqlalchemy import select
 from pipeline.bot.config import BotConfig, PersonaConfig
 from pipeline.bot.rl_loop import serving_model
 from pipeline.bot.safety import Publisher
-from pipeline.bot.store import BotStore, Post, SeenTweet
+from pipeline.bot.store import BotStore, CommunityMember, Post, SeenTweet
 from pipeline.bot.voice import current_style
 from pipeline.bot.x import XInteractor, XPost
 from pipeline.inference import ChatClient
@@ -37,26 +37,35 @@ def persona_system(persona: PersonaConfig, style: str | None = None) -> str:
     )
 
 
-def judge_messages(persona: PersonaConfig, post: XPost, style: str | None = None) -> list[dict[str, str]]:
+def _about(author: str, summary: str | None) -> str:
+    """What the bot knows of a followed author (community.summary), ahead of their post."""
+    return f"About {author}: {summary}\n\n" if summary else ""
+
+
+def judge_messages(
+    persona: PersonaConfig, post: XPost, style: str | None = None, about: str | None = None
+) -> list[dict[str, str]]:
     author = f"@{post.author_username}" if post.author_username else "someone"
     return [
         {"role": "system", "content": persona_system(persona, style)},
         {
             "role": "user",
-            "content": f"{author} posted:\n\n{post.text}\n\n"
+            "content": _about(author, about) + f"{author} posted:\n\n{post.text}\n\n"
             "Is this newsworthy to you, or does it have substantive ideas you could add to? "
             "Answer YES or NO on the first line, then one sentence saying why, in your voice.",
         },
     ]
 
 
-def draft_messages(persona: PersonaConfig, post: XPost, style: str | None = None) -> list[dict[str, str]]:
+def draft_messages(
+    persona: PersonaConfig, post: XPost, style: str | None = None, about: str | None = None
+) -> list[dict[str, str]]:
     author = f"@{post.author_username}" if post.author_username else "someone"
     return [
         {"role": "system", "content": persona_system(persona, style)},
         {
             "role": "user",
-            "content": f"{author} posted:\n\n{post.text}\n\n"
+            "content": _about(author, about) + f"{author} posted:\n\n{post.text}\n\n"
             "Write your reply: one post under 280 characters that adds something. Reply with the post only.",
         },
     ]
@@ -139,6 +148,14 @@ def run_timeline_cycle(
             judged = s.execute(
                 select(SeenTweet.tweet_id, SeenTweet.decision).where(SeenTweet.bot == bot.name)
             ).all()
+            about = {
+                handle.lower(): summary
+                for handle, summary in s.execute(
+                    select(CommunityMember.handle, CommunityMember.summary).where(
+                        CommunityMember.bot == bot.name, CommunityMember.summary.is_not(None)
+                    )
+                )
+            }
             posted = s.scalars(select(Post.tweet_id).where(Post.bot == bot.name, Post.tweet_id.is_not(None)))
             mine = {i for i in posted if i}
         seen = {tweet_id for tweet_id, decision in judged if decision != "retry"}
@@ -150,15 +167,16 @@ def run_timeline_cycle(
         posts = x.home_timeline(bot.loops.timeline_length, since_id=since)
     fresh: Sequence[XPost] = [p for p in posts if p.id not in seen and p.author_id != me.id]
     for post in reversed(fresh):  # oldest first, like a reader catching up
+        known = about.get((post.author_username or "").lower())  # community.summary of the author
         with _Clock(clock, "judging"):
             answer, reason = parse_verdict(
-                chat.chat(judge_messages(bot.persona, post, style), model=model, **params)
+                chat.chat(judge_messages(bot.persona, post, style, known), model=model, **params)
             )
         candidate = Candidate(post, "answer" if answer else "ignore", reason)
         if answer:
             with _Clock(clock, "generation"):
                 candidate.draft = clean_draft(
-                    chat.chat(draft_messages(bot.persona, post, style), model=model, **params)
+                    chat.chat(draft_messages(bot.persona, post, style, known), model=model, **params)
                 )
             if no_reply:
                 candidate.decision = "draft"
@@ -168,7 +186,7 @@ def run_timeline_cycle(
                 with _Clock(clock, "api"):
                     published = publisher.publish(
                         candidate.draft,
-                        draft_messages(bot.persona, post, style),
+                        draft_messages(bot.persona, post, style, known),
                         in_reply_to=post.id,
                         reason=reason,
                     )
