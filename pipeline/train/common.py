@@ -129,6 +129,17 @@ def turns(rows: list[dict[str, Any]] | None) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m.get("content") or ""} for m in rows or []]
 
 
+def preference_splits(
+    data: Path, split: str, eval_split: str | None, max_examples: int | None
+) -> tuple[Dataset, Dataset | None]:
+    """The training and (when present) evaluation splits of a preference dataset, in TRL's shape."""
+    evaluation = optional_split(data, eval_split, max_examples)
+    return (
+        preference_dataset(load_split(data, split, max_examples)),
+        preference_dataset(evaluation) if evaluation is not None else None,
+    )
+
+
 def preference_dataset(rows: Dataset) -> Dataset:
     """prompt/chosen/rejected turns (+ margin), as TRL's DPO and reward trainers take them."""
     missing = {"prompt", "chosen", "rejected"} - set(rows.column_names)

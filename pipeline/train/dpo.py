@@ -13,11 +13,9 @@ from typing import Any
 from pipeline.train.common import (
     callbacks,
     load_causal_lm,
-    load_split,
     load_tokenizer,
     lora_config,
-    optional_split,
-    preference_dataset,
+    preference_splits,
     run_trainer,
     save_final,
     trl_args,
@@ -30,10 +28,7 @@ from pipeline.train.sft import TrainResult
 def train_dpo(config: DPORunConfig, show_progress: bool = True) -> TrainResult:
     from trl import DPOConfig, DPOTrainer
 
-    train = preference_dataset(load_split(config.data, config.split, config.max_examples))
-    evaluation = optional_split(config.data, config.eval_split, config.max_examples)
-    if evaluation is not None:
-        evaluation = preference_dataset(evaluation)
+    train, evaluation = preference_splits(config.data, config.split, config.eval_split, config.max_examples)
     tokenizer = load_tokenizer(
         config.adapter
         if config.adapter and (Path(config.adapter) / "tokenizer_config.json").is_file()

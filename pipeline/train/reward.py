@@ -14,11 +14,9 @@ from typing import Any
 from pipeline.train.common import (
     TrainingError,
     callbacks,
-    load_split,
     load_tokenizer,
     lora_config,
-    optional_split,
-    preference_dataset,
+    preference_splits,
     run_trainer,
     save_final,
     torch_dtype,
@@ -33,10 +31,7 @@ def train_reward(config: RewardRunConfig, show_progress: bool = True) -> TrainRe
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    train = preference_dataset(load_split(config.data, config.split, config.max_examples))
-    evaluation = optional_split(config.data, config.eval_split, config.max_examples)
-    if evaluation is not None:
-        evaluation = preference_dataset(evaluation)
+    train, evaluation = preference_splits(config.data, config.split, config.eval_split, config.max_examples)
     if not config.use_margin:
         train = train.remove_columns([c for c in ("margin",) if c in train.column_names])
         if evaluation is not None:
